@@ -1,0 +1,69 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Numeric modules are compiled with optimization even in debug builds: the tests
+/// run real forward/backward passes and would otherwise take minutes.
+let optimized: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
+let package = Package(
+    name: "FedKit",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "fed-bench", targets: ["fed-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // Layer 0: OpenBLAS.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        // Layer 1: tensors and numeric kernels.
+        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimized),
+        // Layer 2: layers, losses, optimizers, state dictionaries, model zoo.
+        .target(name: "NN", dependencies: ["Tensor"], swiftSettings: optimized),
+        // Layer 3: datasets, the digits5 generator, partitioners.
+        .target(name: "Data", dependencies: ["Tensor"], swiftSettings: optimized),
+        // Layer 4: protobuf contract, framing, chunked tensors.
+        .target(name: "Wire", dependencies: [
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Layer 5: mutual-TLS listener and dialer.
+        .target(name: "Transport", dependencies: [
+            "Wire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Thin executables.
+        .executableTarget(name: "fed-bench", dependencies: [
+            "NN", "Data", "Wire", "Transport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: optimized),
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: optimized),
+        .testTarget(name: "NNTests", dependencies: ["NN"], exclude: ["Fixtures"], swiftSettings: optimized),
+        .testTarget(name: "DataTests", dependencies: ["Data", "NN"], swiftSettings: optimized),
+        .testTarget(name: "WireTests", dependencies: [
+            "Wire", .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
+        .testTarget(name: "TransportTests", dependencies: [
+            "Transport", "Wire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
+    ]
+)

@@ -1,0 +1,6 @@
+import XCTest
+@testable import Data
+
+final class DataModuleTests: XCTestCase {
+    func testModuleLinks() {}
+}

@@ -1,0 +1,6 @@
+import XCTest
+@testable import Transport
+
+final class TransportModuleTests: XCTestCase {
+    func testModuleLinks() {}
+}

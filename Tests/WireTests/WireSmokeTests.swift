@@ -1,0 +1,6 @@
+import XCTest
+@testable import Wire
+
+final class WireModuleTests: XCTestCase {
+    func testModuleLinks() {}
+}
