@@ -1,6 +1,89 @@
 import ArgumentParser
+import Foundation
+import NN
+import Tensor
 
-struct TrainBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train", abstract: "Training throughput of a model on random data.")
-    func run() async throws {}
+extension Norm: ExpressibleByArgument {}
+extension Architecture: ExpressibleByArgument {}
+
+/// `fed-bench train`: training throughput of one model on random data, single process.
+struct TrainBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training samples/s, ms per step and peak RSS of a model on random data.")
+
+    @Option(help: "Model architecture: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var model: Architecture = .digitCNN
+    @Option(help: "Normalization: batch, group, layer or none (FedWon: WSConv + AGC).")
+    var norm: Norm = .none
+    @Option(help: "Examples per step.")
+    var batch = 32
+    @Option(help: "OpenBLAS threads.")
+    var threads = 1
+    @Option(help: "Seconds to measure, after the warm-up steps.")
+    var seconds = 5.0
+    @Option(help: "Warm-up steps before measuring.")
+    var warmup = 3
+    @Option(help: "AGC λ for --norm none (the final classifier is never clipped).")
+    var clip: Float = 0.1
+    @Flag(help: "Print one JSON object per line instead of text.")
+    var json = false
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch (\(batch)) must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads (\(threads)) must be at least 1") }
+        guard seconds > 0 else { throw ValidationError("--seconds (\(seconds)) must be positive") }
+    }
+
+    func run() throws {
+        BLAS.setThreads(threads)
+        let spec = ModelSpec(architecture: model, norm: norm, classes: 10)
+        let net = try spec.build()
+        let trainer = Trainer(model: net, optimizer: SGD(learningRate: 0.01),
+                              clipping: norm == .none ? AdaptiveGradientClipping(clipping: clip, excluded: [net.classifierName]) : nil)
+        var rng = SeededGenerator(seed: 0)
+        let input = Tensor(zeros: [batch] + net.inputShape)
+        input.fillNormal(using: &rng)
+        let labels = (0..<batch).map { _ in Int(rng.next() % 10) }
+        for _ in 0..<max(warmup, 1) { try trainer.step(input: input, labels: labels) }
+        let rssAfterWarmup = ProcessMemory.currentRSS()
+        var steps = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        var elapsed = 0.0
+        repeat {
+            try trainer.step(input: input, labels: labels)
+            steps += 1
+            elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        } while elapsed < seconds
+        let rssEnd = ProcessMemory.currentRSS()
+        let samplesPerSecond = Double(steps * batch) / elapsed
+        let msPerStep = elapsed * 1000 / Double(steps)
+        let peak = ProcessMemory.peakRSS()
+        if json {
+            print(#"{"bench":"train","model":"\#(model.rawValue)","norm":"\#(norm.rawValue)","batch":\#(batch),"threads":\#(threads),"# +
+                  #""steps":\#(steps),"samples_per_s":\#(round2(samplesPerSecond)),"ms_per_step":\#(round2(msPerStep)),"# +
+                  #""rss_after_warmup_mb":\#(round2(rssAfterWarmup)),"rss_end_mb":\#(round2(rssEnd)),"peak_rss_mb":\#(round2(peak)),"# +
+                  #""parameters":\#(net.parameterCount)}"#)
+        } else {
+            print("\(model.rawValue) norm=\(norm.rawValue) batch=\(batch) threads=\(threads): \(steps) steps in \(String(format: "%.2f", elapsed)) s")
+            print(String(format: "  %.1f samples/s, %.2f ms/step", samplesPerSecond, msPerStep))
+            print(String(format: "  RSS after warm-up %.1f MB, at end %.1f MB, peak %.1f MB (%d parameters)", rssAfterWarmup, rssEnd, peak, net.parameterCount))
+        }
+    }
+}
+
+func round2(_ x: Double) -> Double { (x * 100).rounded() / 100 }
+
+/// Resident memory of this process, from /proc/self/status (Linux), in MB.
+enum ProcessMemory {
+    static func field(_ name: String) -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in s.split(separator: "\n") where line.hasPrefix(name + ":") {
+            let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Double($0) } ?? 0
+            return kb / 1024
+        }
+        return 0
+    }
+    static func currentRSS() -> Double { field("VmRSS") }
+    static func peakRSS() -> Double { field("VmHWM") }
 }
