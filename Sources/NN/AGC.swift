@@ -1,3 +1,4 @@
+import CBLAS
 import Tensor
 
 /// Adaptive gradient clipping (NF-Nets, Brock et al. 2021), the local-training
@@ -49,8 +50,7 @@ public struct AdaptiveGradientClipping: Sendable {
         var clipped = 0
         for u in 0..<units {
             let w = weight.data + u * size, g = gradient.data + u * size
-            var ww = 0.0, gg = 0.0
-            for j in 0..<size { ww += Double(w[j]) * Double(w[j]); gg += Double(g[j]) * Double(g[j]) }
+            let ww = Double(cblas_sdot(Int32(size), w, 1, w, 1)), gg = Double(cblas_sdot(Int32(size), g, 1, g, 1))
             let wNorm = max(ww.squareRoot(), Double(eps))
             let gNorm = gg.squareRoot()
             if gNorm / wNorm > Double(clipping) {

@@ -17,7 +17,14 @@ public final class ReLU: Layer {
 
     public func backward(_ dOutput: Tensor) -> Tensor {
         let out = output.get(dOutput.shape), dIn = dInput.get(dOutput.shape)
-        for i in 0..<dOutput.count { dIn.data[i] = out.data[i] > 0 ? dOutput.data[i] : 0 }
+        // Branch-free so it vectorizes: out ≥ 0, and its bit pattern is non-zero exactly when out > 0.
+        let o = UnsafeRawPointer(out.data).assumingMemoryBound(to: UInt32.self)
+        let d = UnsafeRawPointer(dOutput.data).assumingMemoryBound(to: UInt32.self)
+        let dst = UnsafeMutableRawPointer(dIn.data).assumingMemoryBound(to: UInt32.self)
+        for i in 0..<dOutput.count {
+            let positive = (o[i] &+ 0x7FFF_FFFF) >> 31
+            dst[i] = d[i] & (0 &- positive)
+        }
         return dIn
     }
 

@@ -53,10 +53,10 @@ public class BatchNorm: Layer {
             var mu: Double, variance: Double
             if training {
                 var s = 0.0
-                for img in 0..<n { let p = input.data + (img * c + ch) * hw; for i in 0..<hw { s += Double(p[i]) } }
+                for img in 0..<n { s += Reductions.sum(input.data + (img * c + ch) * hw, count: hw) }
                 mu = s / Double(m)
                 var ss = 0.0
-                for img in 0..<n { let p = input.data + (img * c + ch) * hw; for i in 0..<hw { let d = Double(p[i]) - mu; ss += d * d } }
+                for img in 0..<n { ss += Reductions.sumOfSquaredDeviations(input.data + (img * c + ch) * hw, count: hw, mean: Float(mu)) }
                 variance = ss / Double(m)
                 let mo = Double(momentum)
                 runningMean[ch] = Float((1 - mo) * Double(runningMean[ch]) + mo * mu)

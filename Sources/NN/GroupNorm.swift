@@ -12,11 +12,8 @@ struct RowNormalizer {
         if invStd.count != rows { invStd = Array(repeating: 0, count: rows) }
         for r in 0..<rows {
             let p = x + r * d, q = xhat + r * d
-            var s = 0.0
-            for i in 0..<d { s += Double(p[i]) }
-            let mu = s / Double(d)
-            var ss = 0.0
-            for i in 0..<d { let c = Double(p[i]) - mu; ss += c * c }
+            let mu = Reductions.sum(p, count: d) / Double(d)
+            let ss = Reductions.sumOfSquaredDeviations(p, count: d, mean: Float(mu))
             let inv = Float(1 / (ss / Double(d) + Double(eps)).squareRoot())
             invStd[r] = inv
             let muF = Float(mu)

@@ -28,6 +28,8 @@ struct TrainBench: ParsableCommand {
     var clip: Float = 0.1
     @Flag(help: "Print one JSON object per line instead of text.")
     var json = false
+    @Flag(help: "Also print the time each top-level layer spends in forward and backward.")
+    var profile = false
 
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch (\(batch)) must be at least 1") }
@@ -56,6 +58,7 @@ struct TrainBench: ParsableCommand {
             elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         } while elapsed < seconds
         let rssEnd = ProcessMemory.currentRSS()
+        if profile { try profileLayers(net, trainer: trainer, input: input, labels: labels) }
         let samplesPerSecond = Double(steps * batch) / elapsed
         let msPerStep = elapsed * 1000 / Double(steps)
         let peak = ProcessMemory.peakRSS()
@@ -69,6 +72,36 @@ struct TrainBench: ParsableCommand {
             print(String(format: "  %.1f samples/s, %.2f ms/step", samplesPerSecond, msPerStep))
             print(String(format: "  RSS after warm-up %.1f MB, at end %.1f MB, peak %.1f MB (%d parameters)", rssAfterWarmup, rssEnd, peak, net.parameterCount))
         }
+    }
+}
+
+extension TrainBench {
+    /// Times forward and backward of each top-level layer, and the update, over a few steps.
+    func profileLayers(_ net: Model, trainer: Trainer, input: Tensor, labels: [Int]) throws {
+        let children = net.network.children
+        var fwd = Array(repeating: 0.0, count: children.count), bwd = fwd
+        var update = 0.0, zero = 0.0
+        let steps = 5
+        var loss = CrossEntropyLoss()
+        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e6 }
+        for _ in 0..<steps {
+            var t = now()
+            net.zeroGradients()
+            zero += now() - t
+            var x = input
+            for (i, c) in children.enumerated() { t = now(); x = try c.layer.forward(x, training: true); fwd[i] += now() - t }
+            _ = try loss.forward(logits: x, labels: labels)
+            var d = loss.backward()
+            for (i, c) in children.enumerated().reversed() { t = now(); d = c.layer.backward(d); bwd[i] += now() - t }
+            t = now()
+            if let clip = trainer.clipping { clip.clip(net.entries) }
+            trainer.optimizer.step(net.entries)
+            update += now() - t
+        }
+        for (i, c) in children.enumerated() {
+            print(String(format: "  %-14@ forward %7.2f ms  backward %7.2f ms", (c.name ?? "\(type(of: c.layer))") as NSString, fwd[i] / Double(steps), bwd[i] / Double(steps)))
+        }
+        print(String(format: "  zero grads %.2f ms, clip + SGD update %.2f ms", zero / Double(steps), update / Double(steps)))
     }
 }
 

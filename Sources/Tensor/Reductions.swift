@@ -1,0 +1,48 @@
+/// Vectorized reductions over raw buffers: eight Float partial sums, combined in Double.
+///
+/// Used by the normalization layers for their per-channel and per-row statistics;
+/// `Reference.sum` is the plain loop they are tested against.
+public enum Reductions {
+    /// Σ x[i] for i in 0..<count.
+    @inlinable
+    public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        var acc = SIMD8<Float>()
+        var i = 0
+        let raw = UnsafeRawPointer(x)
+        while i + 8 <= count {
+            acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+        var s = 0.0
+        for lane in 0..<8 { s += Double(acc[lane]) }
+        while i < count { s += Double(x[i]); i += 1 }
+        return s
+    }
+
+    /// Σ (x[i] − mean)² for i in 0..<count.
+    @inlinable
+    public static func sumOfSquaredDeviations(_ x: UnsafePointer<Float>, count: Int, mean: Float) -> Double {
+        var acc = SIMD8<Float>()
+        let m = SIMD8<Float>(repeating: mean)
+        var i = 0
+        let raw = UnsafeRawPointer(x)
+        while i + 8 <= count {
+            let d = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - m
+            acc += d * d
+            i += 8
+        }
+        var s = 0.0
+        for lane in 0..<8 { s += Double(acc[lane]) }
+        while i < count { let d = Double(x[i]) - Double(mean); s += d * d; i += 1 }
+        return s
+    }
+}
+
+extension Reference {
+    /// Σ x[i], accumulated in Double one element at a time.
+    public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        var s = 0.0
+        for i in 0..<count { s += Double(x[i]) }
+        return s
+    }
+}
