@@ -11,6 +11,10 @@ runtime=(
     "openssl:/usr/bin/openssl"
 )
 testing=(
+    "gcc:/usr/bin/gcc"
+    "openssl:/usr/bin/openssl"
+    "libprotobuf-c-dev:/usr/include/protobuf-c/protobuf-c.h"
+    "protobuf-c-compiler:/usr/bin/protoc-c"
 )
 
 need=()
