@@ -15,6 +15,7 @@ testing=(
     "openssl:/usr/bin/openssl"
     "libprotobuf-c-dev:/usr/include/protobuf-c/protobuf-c.h"
     "protobuf-c-compiler:/usr/bin/protoc-c"
+    "libssl-dev:/usr/include/openssl/evp.h"
 )
 
 need=()

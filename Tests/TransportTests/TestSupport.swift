@@ -12,7 +12,7 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
 /// Runs a command; fails with its output when it exits non-zero or cannot be found.
 @discardableResult
-func run(_ arguments: [String], in directory: URL? = nil, environment: [String: String]? = nil) throws -> String {
+func runCommand(_ arguments: [String], in directory: URL? = nil, environment: [String: String]? = nil) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -41,7 +41,7 @@ struct CommandFailed: Error, CustomStringConvertible {
 /// Fails the test with a clear message when a tool the test needs is not installed
 /// (scripts/setup.sh --test installs them).
 func requireTool(_ name: String, package: String) throws {
-    do { try run(["sh", "-c", "command -v \(name)"]) } catch {
+    do { try runCommand(["sh", "-c", "command -v \(name)"]) } catch {
         throw MissingTool(name: name, package: package)
     }
 }
@@ -64,8 +64,8 @@ final class TestPKI: @unchecked Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("fedkit-pki-\(UUID().uuidString)")
         otherCA = directory.appendingPathComponent("other")
         let script = repositoryRoot.appendingPathComponent("cluster/certs.sh").path
-        try run(["bash", script, directory.path, "alice", "bob", "mallory", "raw"])
-        try run(["bash", script, "--ca-name", "Someone else's CA", otherCA.path, "alice"])
+        try runCommand(["bash", script, directory.path, "alice", "bob", "mallory", "raw"])
+        try runCommand(["bash", script, "--ca-name", "Someone else's CA", otherCA.path, "alice"])
         // An expired client certificate for "alice", signed by the federation CA.
         let config = """
         [ca]
@@ -80,7 +80,7 @@ final class TestPKI: @unchecked Sendable {
         commonName = supplied
         """
         try config.write(to: directory.appendingPathComponent("ca.cnf"), atomically: true, encoding: .utf8)
-        try run(["sh", "-c", """
+        try runCommand(["sh", "-c", """
             set -e; cd '\(directory.path)'
             : > index.txt; echo 01 > serial
             openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out expired.key
