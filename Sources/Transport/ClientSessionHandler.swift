@@ -28,7 +28,7 @@ final class ClientSessionHandler: ChannelInboundHandler {
     private let hello: Fedkit_V1_Hello
     private let established: EventLoopPromise<PeerConnection>
     private var state = State.awaitingIdentity
-    private var core: SessionCore
+    private let core: SessionCore
     private var settled = false
 
     init(hello: Fedkit_V1_Hello, logger: Logger, readTimeout: TimeAmount, established: EventLoopPromise<PeerConnection>) {

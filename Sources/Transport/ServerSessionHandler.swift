@@ -41,7 +41,7 @@ final class ServerSessionHandler: ChannelInboundHandler {
     private let settings: Settings
     private let onEstablished: @Sendable (PeerConnection) -> Void
     private var state = State.awaitingIdentity
-    private var core: SessionCore
+    private let core: SessionCore
 
     init(settings: Settings, onEstablished: @escaping @Sendable (PeerConnection) -> Void) {
         self.settings = settings

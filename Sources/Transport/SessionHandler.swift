@@ -6,7 +6,7 @@ import Wire
 
 /// What both session handlers share: the stream towards the application, timeouts, heartbeats
 /// and the orderly way to end a connection with a logged reason.
-struct SessionCore {
+final class SessionCore {
     var logger: Logger
     let readTimeout: TimeAmount
     let inbound: AsyncThrowingStream<Envelope, Error>
@@ -27,7 +27,7 @@ struct SessionCore {
 
     /// Ends the connection because of `error`: logs the reason, tells the peer (an `Error`, or a
     /// `Reject` when `reject` is set) unless the failure is below the framing, then closes.
-    mutating func terminate(context: ChannelHandlerContext, error: Error, reject: [UInt32]? = nil, tellPeer: Bool = true) {
+    func terminate(context: ChannelHandlerContext, error: Error, reject: [UInt32]? = nil, tellPeer: Bool = true) {
         guard !closing else { return }
         closing = true
         failure = error
@@ -49,7 +49,7 @@ struct SessionCore {
     }
 
     /// Ends the connection without an error (a Goodbye, or our own close).
-    mutating func finishCleanly(context: ChannelHandlerContext, reason: String) {
+    func finishCleanly(context: ChannelHandlerContext, reason: String) {
         guard !closing else { return }
         closing = true
         logger.info("closing connection", metadata: ["reason": "\(reason)"])
@@ -66,7 +66,7 @@ struct SessionCore {
     }
 
     /// Handles idle events; returns `true` when `event` was one.
-    mutating func handleIdle(context: ChannelHandlerContext, event: Any, established: Bool) -> Bool {
+    func handleIdle(context: ChannelHandlerContext, event: Any, established: Bool) -> Bool {
         guard let idle = event as? IdleStateHandler.IdleStateEvent else { return false }
         switch idle {
         case .read:
