@@ -11,6 +11,11 @@ runtime=(
     "openssl:/usr/bin/openssl"
 )
 testing=(
+    "gcc:/usr/bin/gcc"
+    "openssl:/usr/bin/openssl"
+    "libprotobuf-c-dev:/usr/include/protobuf-c/protobuf-c.h"
+    "protobuf-c-compiler:/usr/bin/protoc-c"
+    "libssl-dev:/usr/include/openssl/evp.h"
 )
 
 need=()

@@ -1,0 +1,116 @@
+import Logging
+import NIOCore
+import Wire
+
+/// Client side of a session: sends Hello once the server's certificate is verified, waits for
+/// Welcome or Reject, then relays envelopes; handles timeouts and heartbeats.
+///
+/// `established` succeeds with the `PeerConnection` on Welcome, and fails with
+/// `TransportError.rejected` on Reject, or with whatever ended the connection before.
+final class ClientSessionHandler: ChannelInboundHandler {
+    typealias InboundIn = Envelope
+    typealias OutboundOut = Envelope
+
+    private enum State {
+        case awaitingIdentity
+        case awaitingWelcome(server: String)
+        case established(server: String)
+
+        var description: String {
+            switch self {
+            case .awaitingIdentity: return "waiting for the TLS handshake"
+            case .awaitingWelcome(let server): return "waiting for Welcome from \"\(server)\""
+            case .established(let server): return "in session with server \"\(server)\""
+            }
+        }
+    }
+
+    private let hello: Fedkit_V1_Hello
+    private let established: EventLoopPromise<PeerConnection>
+    private var state = State.awaitingIdentity
+    private let core: SessionCore
+    private var settled = false
+
+    init(hello: Fedkit_V1_Hello, logger: Logger, readTimeout: TimeAmount, established: EventLoopPromise<PeerConnection>) {
+        self.hello = hello
+        self.established = established
+        self.core = SessionCore(logger: logger, readTimeout: readTimeout)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let identity = event as? PeerIdentified {
+            core.logger[metadataKey: "server"] = "\(identity.name)"
+            state = .awaitingWelcome(server: identity.name)
+            context.writeAndFlush(Self.wrapOutboundOut(Envelope(.hello(hello))), promise: nil)
+            return
+        }
+        if case .established = state {
+            if core.handleIdle(context: context, event: event, established: true) { return }
+        } else if core.handleIdle(context: context, event: event, established: false) {
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !core.closing else { return }
+        let envelope = Self.unwrapInboundIn(data)
+        switch state {
+        case .awaitingIdentity:
+            fail(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state.description))
+        case .awaitingWelcome(let server):
+            switch envelope.body {
+            case .welcome(let welcome):
+                state = .established(server: server)
+                core.logger.info("session established")
+                settled = true
+                established.succeed(PeerConnection(peerName: server, hello: hello, welcome: welcome, inbound: core.inbound, channel: context.channel))
+            case .reject(let reject):
+                fail(context: context, error: TransportError.rejected(reason: reject.reason, supportedVersions: reject.supportedVersions), tellPeer: false)
+            case .error(let error):
+                fail(context: context, error: TransportError.peerError(code: error.code.rawValue, message: error.message), tellPeer: false)
+            default:
+                fail(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state.description))
+            }
+        case .established(let server):
+            switch envelope.body {
+            case .heartbeat:
+                break
+            case .goodbye(let goodbye):
+                core.deliver(envelope)
+                core.finishCleanly(context: context, reason: "server \"\(server)\" said goodbye: \(goodbye.reason)")
+            case .error(let error):
+                core.deliver(envelope)
+                fail(context: context, error: TransportError.peerError(code: error.code.rawValue, message: error.message), tellPeer: false)
+            case .fitRequest, .evaluateRequest:
+                core.deliver(envelope)
+            default:
+                fail(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state.description))
+            }
+        }
+    }
+
+    private func fail(context: ChannelHandlerContext, error: Error, tellPeer: Bool = true) {
+        core.terminate(context: context, error: error, tellPeer: tellPeer)
+        settle(error)
+    }
+
+    private func settle(_ error: Error) {
+        guard !settled else { return }
+        settled = true
+        established.fail(error)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        fail(context: context, error: error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        settle(core.failure ?? TransportError.closedBeforeEstablished(state: state.description))
+        core.closed()
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension ClientSessionHandler: Sendable {}

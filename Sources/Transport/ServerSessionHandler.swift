@@ -1,0 +1,140 @@
+import Logging
+import NIOCore
+import Wire
+
+/// Server side of a session: allow-list, Hello/Welcome, message order, timeouts, heartbeats.
+///
+/// Expects `PeerIdentified` (from `PeerIdentityHandler`) before any envelope. Refuses, with a
+/// logged reason and a closed connection: a name not on the allow-list (`Reject`), a first
+/// message other than Hello (`Error`), an unsupported protocol version (`Reject` listing the
+/// supported versions), a Hello whose name differs from the certificate (`Reject`), a message
+/// a client may not send (`Error`), any `WireError` from below (`Error`), and silence longer
+/// than the read timeout (`Error`). Once the session is established it hands a
+/// `PeerConnection` to `onEstablished`.
+final class ServerSessionHandler: ChannelInboundHandler {
+    typealias InboundIn = Envelope
+    typealias OutboundOut = Envelope
+
+    struct Settings: Sendable {
+        var allowedClients: Set<String>?
+        var supportedVersions: [UInt32]
+        var capabilities: [String]
+        var heartbeatInterval: TimeAmount
+        var readTimeout: TimeAmount
+        var logger: Logger
+    }
+
+    private enum State {
+        case awaitingIdentity
+        case awaitingHello(peer: String)
+        case established(peer: String)
+
+        var description: String {
+            switch self {
+            case .awaitingIdentity: return "waiting for the TLS handshake"
+            case .awaitingHello(let peer): return "waiting for Hello from \"\(peer)\""
+            case .established(let peer): return "in session with client \"\(peer)\""
+            }
+        }
+    }
+
+    private let settings: Settings
+    private let onEstablished: @Sendable (PeerConnection) -> Void
+    private var state = State.awaitingIdentity
+    private let core: SessionCore
+
+    init(settings: Settings, onEstablished: @escaping @Sendable (PeerConnection) -> Void) {
+        self.settings = settings
+        self.onEstablished = onEstablished
+        self.core = SessionCore(logger: settings.logger, readTimeout: settings.readTimeout)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let identity = event as? PeerIdentified {
+            core.logger[metadataKey: "peer"] = "\(identity.name)"
+            core.logger.debug("TLS handshake completed")
+            if let allowed = settings.allowedClients, !allowed.contains(identity.name) {
+                core.terminate(context: context, error: TransportError.peerNotAllowed(name: identity.name), reject: settings.supportedVersions)
+                return
+            }
+            state = .awaitingHello(peer: identity.name)
+            return
+        }
+        if case .established = state {
+            if core.handleIdle(context: context, event: event, established: true) { return }
+        } else if core.handleIdle(context: context, event: event, established: false) {
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !core.closing else { return }
+        let envelope = Self.unwrapInboundIn(data)
+        switch state {
+        case .awaitingIdentity:
+            core.terminate(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state.description))
+        case .awaitingHello(let peer):
+            guard case .hello(let hello) = envelope.body else {
+                core.terminate(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state.description))
+                return
+            }
+            accept(hello, from: peer, context: context)
+        case .established(let peer):
+            switch envelope.body {
+            case .heartbeat:
+                break
+            case .goodbye(let goodbye):
+                core.deliver(envelope)
+                core.finishCleanly(context: context, reason: "client \"\(peer)\" said goodbye: \(goodbye.reason)")
+            case .error(let error):
+                core.deliver(envelope)
+                core.terminate(context: context, error: TransportError.peerError(code: error.code.rawValue, message: error.message), tellPeer: false)
+            case .fitResult, .evaluateResult:
+                core.deliver(envelope)
+            default:
+                core.terminate(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state.description))
+            }
+        }
+    }
+
+    private func accept(_ hello: Fedkit_V1_Hello, from peer: String, context: ChannelHandlerContext) {
+        guard settings.supportedVersions.contains(hello.protocolVersion) else {
+            core.terminate(context: context,
+                           error: TransportError.unsupportedVersion(hello.protocolVersion, supported: settings.supportedVersions),
+                           reject: settings.supportedVersions)
+            return
+        }
+        guard hello.clientName == peer else {
+            core.terminate(context: context, error: TransportError.nameMismatch(certificateName: peer, helloName: hello.clientName),
+                           reject: settings.supportedVersions)
+            return
+        }
+        let welcome = Fedkit_V1_Welcome.with {
+            $0.protocolVersion = hello.protocolVersion
+            $0.capabilities = settings.capabilities.filter(hello.capabilities.contains)
+            $0.heartbeatIntervalSeconds = UInt32(max(0, settings.heartbeatInterval.nanoseconds / 1_000_000_000))
+        }
+        context.writeAndFlush(Self.wrapOutboundOut(Envelope(.welcome(welcome))), promise: nil)
+        state = .established(peer: peer)
+        core.logger.info("client session established", metadata: [
+            "peer": "\(peer)", "domain": "\(hello.dataset.domain)", "train_examples": "\(hello.dataset.trainExamples)",
+        ])
+        onEstablished(PeerConnection(peerName: peer, hello: hello, welcome: welcome, inbound: core.inbound, channel: context.channel))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        core.terminate(context: context, error: error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .established = state {} else if core.failure == nil {
+            core.logger.info("connection closed before a session was established", metadata: ["state": "\(state.description)"])
+        }
+        core.closed()
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension ServerSessionHandler: Sendable {}

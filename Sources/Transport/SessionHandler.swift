@@ -1,0 +1,85 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import Wire
+
+/// What both session handlers share: the stream towards the application, timeouts, heartbeats
+/// and the orderly way to end a connection with a logged reason.
+final class SessionCore {
+    var logger: Logger
+    let readTimeout: TimeAmount
+    let inbound: AsyncThrowingStream<Envelope, Error>
+    private let continuation: AsyncThrowingStream<Envelope, Error>.Continuation
+    /// Why the connection is ending, once known.
+    private(set) var failure: Error?
+    private(set) var closing = false
+
+    init(logger: Logger, readTimeout: TimeAmount) {
+        self.logger = logger
+        self.readTimeout = readTimeout
+        (inbound, continuation) = AsyncThrowingStream.makeStream(of: Envelope.self, throwing: Error.self)
+    }
+
+    func deliver(_ envelope: Envelope) {
+        continuation.yield(envelope)
+    }
+
+    /// Ends the connection because of `error`: logs the reason, tells the peer (an `Error`, or a
+    /// `Reject` when `reject` is set) unless the failure is below the framing, then closes.
+    func terminate(context: ChannelHandlerContext, error: Error, reject: [UInt32]? = nil, tellPeer: Bool = true) {
+        guard !closing else { return }
+        closing = true
+        failure = error
+        logger.warning("closing connection", metadata: ["reason": "\(error)"])
+        let channel = context.channel
+        guard tellPeer, !(error is NIOSSLError), !(error is BoringSSLError) else {
+            context.close(promise: nil)
+            return
+        }
+        let envelope: Envelope
+        if let supported = reject {
+            envelope = Envelope(.reject(.with { $0.reason = "\(error)"; $0.supportedVersions = supported }))
+        } else {
+            envelope = Envelope(.error(.with { $0.code = TransportError.wireCode(for: error); $0.message = "\(error)" }))
+        }
+        context.writeAndFlush(NIOAny(envelope)).whenComplete { _ in channel.close(promise: nil) }
+        // A peer that does not read must not keep the connection open.
+        context.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+    }
+
+    /// Ends the connection without an error (a Goodbye, or our own close).
+    func finishCleanly(context: ChannelHandlerContext, reason: String) {
+        guard !closing else { return }
+        closing = true
+        logger.info("closing connection", metadata: ["reason": "\(reason)"])
+        context.close(promise: nil)
+    }
+
+    /// Called from `channelInactive`: finishes the application's stream.
+    func closed() {
+        if let failure {
+            continuation.finish(throwing: failure)
+        } else {
+            continuation.finish()
+        }
+    }
+
+    /// Handles idle events; returns `true` when `event` was one.
+    func handleIdle(context: ChannelHandlerContext, event: Any, established: Bool) -> Bool {
+        guard let idle = event as? IdleStateHandler.IdleStateEvent else { return false }
+        switch idle {
+        case .read:
+            let seconds = Double(readTimeout.nanoseconds) / 1e9
+            terminate(context: context, error: TransportError.readTimeout(seconds: seconds))
+        case .write:
+            if established && !closing {
+                let millis = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+                context.writeAndFlush(NIOAny(Envelope(.heartbeat(.with { $0.unixMillis = millis }))), promise: nil)
+            }
+        case .all:
+            break
+        }
+        return true
+    }
+}

@@ -1,0 +1,134 @@
+import Crypto
+import Foundation
+import NIOCore
+import SwiftProtobuf
+
+/// Reassembles chunked payloads on the receiving side and validates every payload before it is
+/// handed on.
+///
+/// Feed it every inbound envelope in order. Chunks are absorbed (the call returns `nil`); an
+/// envelope whose payload is chunked comes back with the reassembled tensors inline, but only
+/// after the chunk count, the total size and the SHA-256 digest match and every tensor's shape,
+/// dtype and size agree. Any mismatch throws and discards the transfer: nothing half-received
+/// is ever returned. Other envelopes (heartbeats may be interleaved with chunks) pass through.
+public struct PayloadAssembler: Sendable {
+    /// Default largest reassembled payload: 1 GiB.
+    public static let defaultMaximumPayloadSize = 1 << 30
+
+    /// Largest payload, in bytes, that may be reassembled.
+    public let maximumPayloadSize: Int
+
+    private struct Transfer {
+        var id: UInt64
+        var nextIndex: UInt32
+        var hasher: SHA256
+        var bytes: ByteBuffer
+    }
+
+    private var open: Transfer?
+
+    /// Creates an assembler.
+    /// - Parameter maximumPayloadSize: Largest reassembled payload in bytes.
+    public init(maximumPayloadSize: Int = PayloadAssembler.defaultMaximumPayloadSize) {
+        self.maximumPayloadSize = maximumPayloadSize
+    }
+
+    /// Whether a chunked transfer has started and not yet been completed.
+    public var hasOpenTransfer: Bool { open != nil }
+
+    /// Takes one inbound envelope.
+    /// - Returns: `nil` when the envelope was a chunk, otherwise the envelope with any payload
+    ///   reassembled and validated.
+    /// - Throws: a `WireError` naming the transfer or tensor at fault; the transfer is dropped.
+    public mutating func receive(_ envelope: Envelope) throws -> Envelope? {
+        if case .chunk(let chunk) = envelope.body {
+            try absorb(chunk)
+            return nil
+        }
+        guard let payload = envelope.payload else { return envelope }
+        switch payload.content {
+        case .inline(let set):
+            _ = try set.wireTensors()
+            return envelope
+        case .chunked(let reference):
+            let set = try complete(reference)
+            var result = envelope
+            result.payload = Fedkit_V1_Payload.with { $0.content = .inline(set) }
+            return result
+        case .none:
+            return envelope
+        }
+    }
+
+    private mutating func absorb(_ chunk: Fedkit_V1_PayloadChunk) throws {
+        if var transfer = open {
+            open = nil  // dropped on any error below
+            guard chunk.transferID == transfer.id else {
+                throw WireError.unexpectedTransfer(transferID: chunk.transferID, openTransferID: transfer.id)
+            }
+            guard chunk.index == transfer.nextIndex else {
+                throw WireError.chunkOutOfOrder(transferID: transfer.id, expectedIndex: transfer.nextIndex, receivedIndex: chunk.index)
+            }
+            let size = transfer.bytes.readableBytes + chunk.data.count
+            guard size <= maximumPayloadSize else {
+                throw WireError.payloadTooLarge(transferID: transfer.id, size: size, limit: maximumPayloadSize)
+            }
+            transfer.hasher.update(data: chunk.data)
+            transfer.bytes.writeBytes(chunk.data)
+            transfer.nextIndex += 1
+            open = transfer
+        } else {
+            guard chunk.index == 0 else {
+                throw WireError.chunkOutOfOrder(transferID: chunk.transferID, expectedIndex: 0, receivedIndex: chunk.index)
+            }
+            guard chunk.data.count <= maximumPayloadSize else {
+                throw WireError.payloadTooLarge(transferID: chunk.transferID, size: chunk.data.count, limit: maximumPayloadSize)
+            }
+            var hasher = SHA256()
+            hasher.update(data: chunk.data)
+            var bytes = ByteBufferAllocator().buffer(capacity: chunk.data.count)
+            bytes.writeBytes(chunk.data)
+            open = Transfer(id: chunk.transferID, nextIndex: 1, hasher: hasher, bytes: bytes)
+        }
+    }
+
+    private mutating func complete(_ reference: Fedkit_V1_ChunkedPayload) throws -> Fedkit_V1_TensorSet {
+        guard let transfer = open, transfer.id == reference.transferID else {
+            open = nil
+            throw WireError.missingChunks(transferID: reference.transferID, announcedChunks: reference.chunkCount, receivedChunks: 0)
+        }
+        open = nil
+        guard transfer.nextIndex == reference.chunkCount else {
+            throw WireError.missingChunks(transferID: transfer.id, announcedChunks: reference.chunkCount, receivedChunks: transfer.nextIndex)
+        }
+        guard UInt64(transfer.bytes.readableBytes) == reference.totalBytes else {
+            throw WireError.payloadSizeMismatch(transferID: transfer.id, announced: reference.totalBytes, received: UInt64(transfer.bytes.readableBytes))
+        }
+        let computed = Data(transfer.hasher.finalize())
+        guard computed == reference.sha256 else {
+            throw WireError.checksumMismatch(transferID: transfer.id, announced: reference.sha256.hexString, computed: computed.hexString)
+        }
+        let set: Fedkit_V1_TensorSet
+        do {
+            set = try Fedkit_V1_TensorSet(serializedBytes: ProtobufBuffer(wrapping: transfer.bytes))
+        } catch {
+            throw WireError.invalidTensorSet(reason: "\(error)")
+        }
+        _ = try set.wireTensors()
+        return set
+    }
+}
+
+extension Data {
+    /// Lower-case hexadecimal digits of the bytes.
+    var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(count * 2)
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xf)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

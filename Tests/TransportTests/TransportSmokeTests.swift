@@ -1,6 +1,0 @@
-import XCTest
-@testable import Transport
-
-final class TransportModuleTests: XCTestCase {
-    func testModuleLinks() {}
-}

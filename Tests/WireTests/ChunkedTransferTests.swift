@@ -1,0 +1,187 @@
+import Crypto
+import Foundation
+import NIOCore
+import NIOEmbedded
+import XCTest
+@testable import Wire
+
+final class ChunkedTransferTests: XCTestCase {
+    /// Codec plus chunking, as Transport installs them.
+    private func makeChannel(chunker: PayloadChunker = PayloadChunker(), assembler: PayloadAssembler = PayloadAssembler()) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addFrameCodec()
+        try channel.pipeline.syncOperations.addHandler(PayloadChunkingHandler(chunker: chunker, assembler: assembler))
+        return channel
+    }
+
+    private func drainOutbound(_ channel: EmbeddedChannel) throws -> [ByteBuffer] {
+        var frames: [ByteBuffer] = []
+        while let frame = try channel.readOutbound(as: ByteBuffer.self) { frames.append(frame) }
+        return frames
+    }
+
+    /// A digit-model-sized set of tensors: ~3 M floats, 12 MB.
+    private func bigTensors() -> [WireTensor] {
+        [
+            WireTensor(name: "conv1.weight", shape: [64, 3, 5, 5], floats: Samples.floats(64 * 75, seed: 10)),
+            WireTensor(name: "fc1.weight", shape: [2048, 1400], floats: Samples.floats(2048 * 1400, seed: 11)),
+            WireTensor(name: "fc1.bias", shape: [2048], floats: Samples.floats(2048, seed: 12)),
+            try! WireTensor(name: "bn1.num_batches_tracked", shape: [], dtype: .int64, bytes: Data([5, 0, 0, 0, 0, 0, 0, 0])),
+        ]
+    }
+
+    func testMultiFrameModelIsReassembledBitExactly() throws {
+        let tensors = bigTensors()
+        let fit = Envelope(.fitRequest(.with { $0.round = 3; $0.parameters = Fedkit_V1_Payload(tensors) }))
+        let sender = try makeChannel(chunker: PayloadChunker(chunkSize: 1 << 20))
+        try sender.writeOutbound(fit)
+        let frames = try drainOutbound(sender)
+        XCTAssertGreaterThan(frames.count, 10, "a 12 MB model must travel as several frames")
+        XCTAssertTrue(frames.allSatisfy { $0.readableBytes <= FrameCodec.defaultMaximumFrameSize + 4 })
+
+        let receiver = try makeChannel()
+        for frame in frames.dropLast() {
+            try receiver.writeInbound(frame)
+            XCTAssertNil(try receiver.readInbound(as: Envelope.self), "chunks must not surface")
+        }
+        try receiver.writeInbound(frames.last!)
+        let received = try XCTUnwrap(try receiver.readInbound(as: Envelope.self))
+        guard case .fitRequest(let request) = received.body else { return XCTFail("got \(received.kind)") }
+        XCTAssertEqual(request.round, 3)
+        let got = try request.parameters.wireTensors()
+        XCTAssertEqual(got.map(\.name), tensors.map(\.name))
+        XCTAssertEqual(got.map(\.shape), tensors.map(\.shape))
+        for (a, b) in zip(got, tensors) {
+            XCTAssertEqual(a.dtype, b.dtype)
+            XCTAssertTrue(a.bytes == b.bytes, "\(a.name) differs after reassembly")
+        }
+        XCTAssertEqual(try got[1].floats().map(\.bitPattern), try tensors[1].floats().map(\.bitPattern))
+    }
+
+    func testSmallPayloadStaysInline() throws {
+        var chunker = PayloadChunker()
+        let envelope = Envelope(.fitResult(.with { $0.round = 1; $0.parameters = Fedkit_V1_Payload(Samples.smallTensors()) }))
+        XCTAssertEqual(try chunker.split(envelope), [envelope])
+        XCTAssertEqual(chunker.nextTransferID, 1)
+    }
+
+    /// Splits a payload into chunk envelopes and the final reference envelope.
+    private func chunked(_ tensors: [WireTensor], chunkSize: Int = 4096) throws -> [Envelope] {
+        var chunker = PayloadChunker(chunkSize: chunkSize, inlineLimit: 0)
+        let envelopes = try chunker.split(Envelope(.fitResult(.with { $0.round = 9; $0.parameters = Fedkit_V1_Payload(tensors) })))
+        XCTAssertGreaterThan(envelopes.count, 3)
+        return envelopes
+    }
+
+    private func feed(_ envelopes: [Envelope], to assembler: inout PayloadAssembler) throws -> [Envelope] {
+        try envelopes.compactMap { try assembler.receive($0) }
+    }
+
+    func testHeartbeatMayInterleaveWithChunks() throws {
+        var envelopes = try chunked(Samples.smallTensors() + [WireTensor(name: "big", shape: [5000], floats: Samples.floats(5000, seed: 3))])
+        let heartbeat = Envelope(.heartbeat(.with { $0.unixMillis = 1 }))
+        envelopes.insert(heartbeat, at: 2)
+        var assembler = PayloadAssembler()
+        let out = try feed(envelopes, to: &assembler)
+        XCTAssertEqual(out.map(\.kind), ["heartbeat", "fit_result"])
+        XCTAssertFalse(assembler.hasOpenTransfer)
+    }
+
+    func testChecksumMismatchAppliesNothing() throws {
+        var envelopes = try chunked([WireTensor(name: "w", shape: [5000], floats: Samples.floats(5000, seed: 4))])
+        // Flip one bit in the middle chunk.
+        guard case .chunk(var chunk) = envelopes[1].body else { return XCTFail() }
+        chunk.data[chunk.data.startIndex + 17] ^= 0x10
+        envelopes[1].body = .chunk(chunk)
+        var assembler = PayloadAssembler()
+        var delivered: [Envelope] = []
+        XCTAssertThrowsError(try envelopes.forEach { if let e = try assembler.receive($0) { delivered.append(e) } }) { error in
+            guard case .checksumMismatch(transferID: 1, announced: let announced, computed: let computed)? = error as? WireError else {
+                return XCTFail("expected checksumMismatch, got \(error)")
+            }
+            XCTAssertEqual(announced.count, 64)
+            XCTAssertNotEqual(announced, computed)
+            XCTAssertTrue("\(error)".contains("nothing was applied"))
+        }
+        XCTAssertTrue(delivered.isEmpty)
+        XCTAssertFalse(assembler.hasOpenTransfer)
+    }
+
+    func testChecksumMismatchOverTheChannelSurfacesNoMessage() throws {
+        var chunker = PayloadChunker(chunkSize: 4096, inlineLimit: 0)
+        var envelopes = try chunker.split(Envelope(.fitResult(.with { $0.parameters = Fedkit_V1_Payload([WireTensor(name: "w", shape: [5000], floats: Samples.floats(5000, seed: 5))]) })))
+        guard case .fitResult(var result) = envelopes.last!.body, case .chunked(var reference)? = result.parameters.content else { return XCTFail() }
+        reference.sha256 = Data(SHA256.hash(data: Data("something else".utf8)))
+        result.parameters.content = .chunked(reference)
+        envelopes[envelopes.count - 1].body = .fitResult(result)
+
+        let codec = FrameCodec()
+        let receiver = try makeChannel()
+        var error: Error?
+        for envelope in envelopes {
+            do { try receiver.writeInbound(try codec.encodeFrame(envelope)) } catch let e { error = e }
+        }
+        guard case .checksumMismatch? = error as? WireError else { return XCTFail("expected checksumMismatch, got \(String(describing: error))") }
+        XCTAssertNil(try receiver.readInbound(as: Envelope.self))
+    }
+
+    func testMissingReorderedAndForeignChunksAreRefused() throws {
+        let envelopes = try chunked([WireTensor(name: "w", shape: [5000], floats: Samples.floats(5000, seed: 6))])
+        let chunkCount = UInt32(envelopes.count - 1)
+
+        var assembler = PayloadAssembler()
+        var missing = envelopes
+        missing.remove(at: 2)
+        XCTAssertThrowsError(try feed(missing, to: &assembler)) { error in
+            XCTAssertEqual(error as? WireError, .chunkOutOfOrder(transferID: 1, expectedIndex: 2, receivedIndex: 3))
+        }
+
+        assembler = PayloadAssembler()
+        XCTAssertThrowsError(try feed(Array(envelopes[1...]), to: &assembler)) { error in
+            XCTAssertEqual(error as? WireError, .chunkOutOfOrder(transferID: 1, expectedIndex: 0, receivedIndex: 1))
+        }
+
+        assembler = PayloadAssembler()
+        var lastMissing = envelopes
+        lastMissing.remove(at: envelopes.count - 2)
+        XCTAssertThrowsError(try feed(lastMissing, to: &assembler)) { error in
+            XCTAssertEqual(error as? WireError, .missingChunks(transferID: 1, announcedChunks: chunkCount, receivedChunks: chunkCount - 1))
+        }
+
+        assembler = PayloadAssembler()
+        var foreign = envelopes
+        guard case .chunk(var chunk) = foreign[1].body else { return XCTFail() }
+        chunk.transferID = 99
+        foreign[1].body = .chunk(chunk)
+        XCTAssertThrowsError(try feed(foreign, to: &assembler)) { error in
+            XCTAssertEqual(error as? WireError, .unexpectedTransfer(transferID: 99, openTransferID: 1))
+        }
+
+        assembler = PayloadAssembler()
+        XCTAssertThrowsError(try feed([envelopes.last!], to: &assembler)) { error in
+            XCTAssertEqual(error as? WireError, .missingChunks(transferID: 1, announcedChunks: chunkCount, receivedChunks: 0))
+        }
+    }
+
+    func testPayloadLimitStopsReassembly() throws {
+        let envelopes = try chunked([WireTensor(name: "w", shape: [5000], floats: Samples.floats(5000, seed: 7))])
+        var assembler = PayloadAssembler(maximumPayloadSize: 10_000)
+        XCTAssertThrowsError(try feed(envelopes, to: &assembler)) { error in
+            guard case .payloadTooLarge(transferID: 1, size: let size, limit: 10_000)? = error as? WireError else {
+                return XCTFail("expected payloadTooLarge, got \(error)")
+            }
+            XCTAssertGreaterThan(size, 10_000)
+        }
+    }
+
+    func testInvalidTensorInAnInlinePayloadIsRefused() throws {
+        var bad = Fedkit_V1_Tensor()
+        bad.name = "fc.weight"; bad.shape = [2, 2]; bad.dtype = .float32; bad.data = Data(count: 12)
+        var payload = Fedkit_V1_Payload()
+        payload.content = .inline(.with { $0.tensors = [bad] })
+        var assembler = PayloadAssembler()
+        XCTAssertThrowsError(try assembler.receive(Envelope(.fitResult(.with { $0.parameters = payload })))) { error in
+            XCTAssertEqual(error as? WireError, .tensorSizeMismatch(tensor: "fc.weight", shape: [2, 2], expectedBytes: 16, actualBytes: 12))
+        }
+    }
+}

@@ -1,6 +1,0 @@
-import XCTest
-@testable import Wire
-
-final class WireModuleTests: XCTestCase {
-    func testModuleLinks() {}
-}
