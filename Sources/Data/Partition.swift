@@ -75,7 +75,7 @@ public enum Partitioner {
     /// Assigns training samples to clients.
     ///
     /// First, if `fraction` < 1, each domain keeps a stratified random
-    /// `round(fraction × n)` of its training samples (FedBN uses 10%). Then each
+    /// ⌊fraction × n⌋ of its training samples (FedBN uses 10%: 743 of 7,438). Then each
     /// domain's kept samples are split among its clients per `spec`. Every kept
     /// sample goes to exactly one client; clients are ordered domain by domain.
     /// - Parameters:
@@ -151,9 +151,9 @@ public enum Partitioner {
 
     // MARK: algorithms
 
-    /// round(fraction × n) indices, each class contributing in proportion, shuffled.
+    /// ⌊fraction × n⌋ (at least 1) indices, each class contributing in proportion, shuffled.
     static func stratifiedSample(_ labels: [Int32], fraction: Double, rng: inout SeededGenerator) -> [Int] {
-        let target = max(1, Int((fraction * Double(labels.count)).rounded()))
+        let target = max(1, Int((fraction * Double(labels.count)).rounded(.down)))
         var byClass: [Int32: [Int]] = [:]
         for (i, l) in labels.enumerated() { byClass[l, default: []].append(i) }
         let classes = byClass.keys.sorted()
