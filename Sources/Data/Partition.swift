@@ -153,7 +153,7 @@ public enum Partitioner {
 
     /// ⌊fraction × n⌋ (at least 1) indices, each class contributing in proportion, shuffled.
     static func stratifiedSample(_ labels: [Int32], fraction: Double, rng: inout SeededGenerator) -> [Int] {
-        let target = max(1, Int((fraction * Double(labels.count)).rounded(.down)))
+        let target = max(1, Int((fraction * Double(labels.count) + 1e-9).rounded(.down)))
         var byClass: [Int32: [Int]] = [:]
         for (i, l) in labels.enumerated() { byClass[l, default: []].append(i) }
         let classes = byClass.keys.sorted()
