@@ -257,6 +257,9 @@ func gunzip(_ bytes: [UInt8]) throws -> [UInt8] {
                 let e = input.count - 4
                 hint = Int(input[e]) | Int(input[e + 1]) << 8 | Int(input[e + 2]) << 16 | Int(input[e + 3]) << 24
             }
+            // The trailer's size is only a hint (it may be garbage in a damaged file):
+            // cap it so a bad value cannot force a huge allocation.
+            hint = min(hint, 16 * input.count + 65_536)
             let (data, end) = try inflate(input, start: p, sizeHint: out.isEmpty ? hint : 0)
             guard end + 8 <= input.count else { throw InflateError(reason: "truncated gzip trailer") }
             let crc = UInt32(input[end]) | UInt32(input[end + 1]) << 8 | UInt32(input[end + 2]) << 16 | UInt32(input[end + 3]) << 24
