@@ -28,7 +28,7 @@ let package = Package(
         // Layer 2: layers, losses, optimizers, state dictionaries, model zoo.
         .target(name: "NN", dependencies: ["Tensor"], swiftSettings: optimized),
         // Layer 3: datasets, the digits5 generator, partitioners.
-        .target(name: "Data", dependencies: ["Tensor"], swiftSettings: optimized),
+        .target(name: "Data", swiftSettings: optimized),
         // Layer 4: protobuf contract, framing, chunked tensors.
         .target(name: "Wire", dependencies: [
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),

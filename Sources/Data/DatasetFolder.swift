@@ -1,0 +1,110 @@
+// A user's own multi-domain dataset on disk:
+//
+//   root/
+//     mnist/  train.npz  test.npz
+//     svhn/   train-images-idx3-ubyte.gz  train-labels-idx1-ubyte.gz  t10k-...
+//     ...
+//
+// one sub-folder per domain, each with a train and a test split in any supported
+// format (see `DatasetFolder.load`).
+
+import Foundation
+
+/// Loads multi-domain datasets laid out as one folder per domain.
+public enum DatasetFolder {
+    /// Loads every domain under `root` (or only `domains`, in that order).
+    ///
+    /// For each split (`train`, `test`), the first of these found in the domain's
+    /// folder is read:
+    /// 1. `SPLIT.npz` (arrays `x`/`y` or `images`/`labels`);
+    /// 2. `SPLIT-images.npy` and `SPLIT-labels.npy`;
+    /// 3. `SPLIT-images-idx3-ubyte` and `SPLIT-labels-idx1-ubyte`, each optionally
+    ///    `.gz` (for `test`, MNIST's `t10k-` prefix works too);
+    /// 4. `SPLIT.bin` or CIFAR-10's `data_batch_*.bin` / `test_batch.bin`.
+    /// Images are converted to `shape` (grey → 3 channels, bilinear resize).
+    /// - Parameters:
+    ///   - root: the dataset folder.
+    ///   - domains: the domains to load; all sub-folders, sorted by name, when `nil`.
+    ///   - shape: the model's input shape.
+    /// - Throws: `DataError.missingDomain` for an absent domain folder,
+    ///   `DataError.missingSplit` for a split without files, or the reader's error.
+    public static func load(root: String, domains: [String]? = nil, shape: ImageShape = .digits) throws -> [DomainData] {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw DataError.io(file: root, reason: "no such dataset folder")
+        }
+        let names: [String]
+        if let domains {
+            names = domains
+        } else {
+            let all = (try? fm.contentsOfDirectory(atPath: root)) ?? []
+            names = all.filter { name in
+                var dir: ObjCBool = false
+                return !name.hasPrefix(".") && fm.fileExists(atPath: join(root, name), isDirectory: &dir) && dir.boolValue
+            }.sorted()
+            guard !names.isEmpty else { throw DataError.malformed(file: root, reason: "no domain sub-folders") }
+        }
+        return try names.map { name in
+            let folder = join(root, name)
+            var dir: ObjCBool = false
+            guard fm.fileExists(atPath: folder, isDirectory: &dir), dir.boolValue else {
+                throw DataError.missingDomain(root: root, domain: name)
+            }
+            let train = try loadSplit("train", folder: folder, domain: name, shape: shape)
+            let test = try loadSplit("test", folder: folder, domain: name, shape: shape)
+            let classes = max(train.classCount, test.classCount)
+            return DomainData(name: name, train: withClassCount(train, classes), test: withClassCount(test, classes))
+        }
+    }
+
+    /// Writes domains in the layout `load` reads (`DOMAIN/train.npz`, `DOMAIN/test.npz`).
+    /// - Throws: `DataError.io` when a folder or file cannot be written.
+    public static func write(_ domains: [DomainData], root: String) throws {
+        for d in domains {
+            let folder = join(root, d.name)
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                throw DataError.io(file: folder, reason: "cannot create folder: \(error.localizedDescription)")
+            }
+            try NumPy.writeNPZ(d.train, to: join(folder, "train.npz"))
+            try NumPy.writeNPZ(d.test, to: join(folder, "test.npz"))
+        }
+    }
+
+    static func loadSplit(_ split: String, folder: String, domain: String, shape: ImageShape) throws -> Dataset {
+        let fm = FileManager.default
+        func exists(_ f: String) -> String? { fm.fileExists(atPath: join(folder, f)) ? join(folder, f) : nil }
+        if let npz = exists("\(split).npz") { return try NumPy.load(npz: npz, domain: domain, shape: shape) }
+        if let x = exists("\(split)-images.npy") {
+            guard let y = exists("\(split)-labels.npy") else {
+                throw DataError.io(file: join(folder, "\(split)-labels.npy"), reason: "no such file (needed with \(x))")
+            }
+            return try NumPy.load(images: x, labels: y, domain: domain, shape: shape)
+        }
+        for prefix in split == "test" ? ["test", "t10k"] : ["train"] {
+            for gz in ["", ".gz"] {
+                if let x = exists("\(prefix)-images-idx3-ubyte\(gz)") {
+                    guard let y = exists("\(prefix)-labels-idx1-ubyte\(gz)") ?? exists("\(prefix)-labels-idx1-ubyte") else {
+                        throw DataError.io(file: join(folder, "\(prefix)-labels-idx1-ubyte\(gz)"), reason: "no such file (needed with \(x))")
+                    }
+                    return try IDX.load(images: x, labels: y, domain: domain, shape: shape)
+                }
+            }
+        }
+        if let bin = exists("\(split).bin") { return try CIFAR10.load(batches: [bin], domain: domain, shape: shape) }
+        let all = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+        let batches = split == "train" ? all.filter { $0.hasPrefix("data_batch_") && $0.hasSuffix(".bin") }
+                                       : all.filter { $0 == "test_batch.bin" }
+        if !batches.isEmpty { return try CIFAR10.load(batches: batches.map { join(folder, $0) }, domain: domain, shape: shape) }
+        throw DataError.missingSplit(folder: folder, split: split)
+    }
+
+    static func withClassCount(_ d: Dataset, _ classes: Int) -> Dataset {
+        Dataset(domain: d.domain, channels: d.channels, height: d.height, width: d.width,
+                pixels: d.pixels, labels: d.labels, classCount: classes)
+    }
+
+    static func join(_ a: String, _ b: String) -> String { a.hasSuffix("/") ? a + b : a + "/" + b }
+}

@@ -1,0 +1,287 @@
+// The five drawing styles of digits5. Each style is a short recipe: where and how
+// large the digit is, which pen, which colours, and what happens to the image after
+// drawing (upscaling, blur, texture inversion).
+
+import Foundation
+
+/// Where a glyph lands and how it is distorted.
+struct Pose {
+    var center: Point
+    var height: Float
+    var aspect: Float
+    /// Horizontal shear: positive leans the top to the right.
+    var slant: Float
+    /// Rotation in radians, clockwise on screen.
+    var rotation: Float
+    /// Amplitude of the smooth handwriting warp, in glyph-box units.
+    var jitter: Float
+}
+
+/// Draws one digit image at a time into reusable buffers.
+struct Painter {
+    static let side = Digits5.imageSide
+    /// Output, 3×28×28, values in [0, 1].
+    var rgb = [Float](repeating: 0, count: 3 * side * side)
+    var canvas = Canvas(width: side, height: side)
+
+    mutating func draw(domain: Digits5.Domain, digit: Int, rng: inout SeededGenerator) {
+        switch domain {
+        case .mnist: drawMNIST(digit: digit, rng: &rng, textured: false)
+        case .mnistm: drawMNIST(digit: digit, rng: &rng, textured: true)
+        case .usps: drawUSPS(digit: digit, rng: &rng)
+        case .svhn: drawSVHN(digit: digit, rng: &rng)
+        case .synth: drawSynth(digit: digit, rng: &rng)
+        }
+    }
+
+    // MARK: domains
+
+    /// Handwriting, grey on black; with `textured`, MNIST-M: |texture − stroke|.
+    mutating func drawMNIST(digit: Int, rng: inout SeededGenerator, textured: Bool) {
+        let s = Float(Painter.side)
+        canvas = Canvas(width: Painter.side, height: Painter.side)
+        let pose = Pose(center: Point(s / 2 + Float(rng.nextGaussian()) * 0.8, s / 2 + Float(rng.nextGaussian()) * 0.8),
+                        height: rng.uniform(17, 21), aspect: rng.uniform(0.55, 0.85),
+                        slant: rng.uniform(-0.35, 0.35), rotation: rng.uniform(-0.2, 0.2), jitter: rng.uniform(0.015, 0.05))
+        let glyph = pick(Glyphs.handwritten[digit], &rng)
+        let pen = rng.uniform(2.2, 3.8)
+        for stroke in place(glyph, pose, &rng) { canvas.stroke(stroke, penWidth: pen, softness: 1.5) }
+        let gain = rng.uniform(1.0, 1.25)
+        let plane = Painter.side * Painter.side
+        if !textured {
+            for k in 0..<plane {
+                let v = min(1, canvas.values[k] * gain)
+                rgb[k] = v; rgb[plane + k] = v; rgb[2 * plane + k] = v
+            }
+            return
+        }
+        texture(&rng)
+        for k in 0..<plane {
+            let v = min(1, canvas.values[k] * gain)
+            for c in 0..<3 { rgb[c * plane + k] = abs(rgb[c * plane + k] - v) }
+        }
+    }
+
+    /// Drawn at 16×16 with thick strokes filling the frame, then upscaled to 28×28.
+    mutating func drawUSPS(digit: Int, rng: inout SeededGenerator) {
+        let small = 16
+        var c16 = Canvas(width: small, height: small)
+        let pose = Pose(center: Point(8 + rng.uniform(-0.5, 0.5), 8 + rng.uniform(-0.5, 0.5)),
+                        height: rng.uniform(13, 15.5), aspect: rng.uniform(0.75, 1.0),
+                        slant: rng.uniform(-0.25, 0.25), rotation: rng.uniform(-0.12, 0.12), jitter: rng.uniform(0.01, 0.04))
+        let glyph = pick(Glyphs.handwritten[digit], &rng)
+        let pen = rng.uniform(1.7, 2.6)
+        for stroke in place(glyph, pose, &rng) { c16.stroke(stroke, penWidth: pen, softness: 1.0) }
+        let gain = rng.uniform(0.75, 1.0)
+        let up = resizeBilinear(c16.values, width: small, height: small, toWidth: Painter.side, height: Painter.side)
+        let plane = Painter.side * Painter.side
+        for k in 0..<plane {
+            let v = min(1, up[k] * gain)
+            rgb[k] = v; rgb[plane + k] = v; rgb[2 * plane + k] = v
+        }
+    }
+
+    /// House-number crops: printed digit with neighbours at the edges, colour,
+    /// shading, noise, low resolution and blur.
+    mutating func drawSVHN(digit: Int, rng: inout SeededGenerator) {
+        let s = Float(Painter.side)
+        canvas = Canvas(width: Painter.side, height: Painter.side)
+        let height = rng.uniform(15, 23)
+        let aspect = rng.uniform(0.5, 0.7)
+        let pen = rng.uniform(2.2, 4.0)
+        let pose = Pose(center: Point(s / 2 + rng.uniform(-1, 1), s / 2 + rng.uniform(-1.5, 1.5)),
+                        height: height, aspect: aspect, slant: rng.uniform(-0.15, 0.15),
+                        rotation: rng.uniform(-0.1, 0.1), jitter: 0.01)
+        for stroke in place(pick(Glyphs.printed[digit], &rng), pose, &rng) { canvas.stroke(stroke, penWidth: pen, softness: 1) }
+        // Neighbouring digits of the same number, cut off by the frame.
+        let step = height * aspect + pen + rng.uniform(2, 5)
+        for side: Float in [-1, 1] where rng.nextFloat() < 0.8 {
+            var p = pose
+            p.center.x += side * step
+            p.center.y += rng.uniform(-0.7, 0.7)
+            for stroke in place(pick(Glyphs.printed[rng.nextInt(below: 10)], &rng), p, &rng) {
+                canvas.stroke(stroke, penWidth: pen, softness: 1)
+            }
+        }
+        var (bg, fg) = contrastingColours(&rng, minContrast: 0.3)
+        // House plates are mostly muted: pull both colours towards their grey.
+        let saturation = rng.uniform(0.1, 0.75)
+        bg = mute(bg, saturation)
+        fg = mute(fg, saturation)
+        compose(bg: bg, fg: fg, bg2: nil)
+        // Uneven illumination: a linear ramp and a soft spot.
+        let angle = rng.uniform(0, 2 * .pi)
+        let ramp = rng.uniform(0, 0.45)
+        let spot = Point(rng.uniform(0, s), rng.uniform(0, s))
+        let spotGain = rng.uniform(-0.25, 0.35)
+        let plane = Painter.side * Painter.side
+        let ca = cosf(angle), sa = sinf(angle)
+        for y in 0..<Painter.side {
+            for x in 0..<Painter.side {
+                let u = (Float(x) - s / 2) / s, v = (Float(y) - s / 2) / s
+                let d = Point(Float(x), Float(y)) - spot
+                let light = 1 + ramp * (u * ca + v * sa)
+                    + spotGain * expf(-(d * d).sum() / (2 * 64))
+                for c in 0..<3 { rgb[c * plane + y * Painter.side + x] *= light }
+            }
+        }
+        let noise = rng.uniform(0.01, 0.04)
+        for k in 0..<(3 * plane) { rgb[k] += noise * 3.464 * (rng.nextFloat() - 0.5) }  // uniform, variance noise²
+        // Low resolution and blur.
+        let low = 14 + rng.nextInt(below: 7)
+        let sigma = rng.uniform(0.3, 0.8)
+        for c in 0..<3 {
+            var ch = Array(rgb[c * plane ..< (c + 1) * plane])
+            ch = resizeBilinear(ch, width: Painter.side, height: Painter.side, toWidth: low, height: low)
+            ch = resizeBilinear(ch, width: low, height: low, toWidth: Painter.side, height: Painter.side)
+            gaussianBlur(&ch, width: Painter.side, height: Painter.side, sigma: sigma)
+            for k in 0..<plane { rgb[c * plane + k] = min(max(ch[k], 0), 1) }
+        }
+    }
+
+    /// Synthetic printed digits: varied weight, size, colours and backgrounds, small
+    /// rotation, sharp edges.
+    mutating func drawSynth(digit: Int, rng: inout SeededGenerator) {
+        let s = Float(Painter.side)
+        canvas = Canvas(width: Painter.side, height: Painter.side)
+        let height = rng.uniform(12, 22)
+        let aspect = rng.uniform(0.5, 0.85)
+        let pen = rng.uniform(1.4, 4.6)
+        let pose = Pose(center: Point(s / 2 + rng.uniform(-2.5, 2.5), s / 2 + rng.uniform(-2.5, 2.5)),
+                        height: height, aspect: aspect, slant: rng.uniform(-0.2, 0.2),
+                        rotation: rng.uniform(-0.2, 0.2), jitter: 0)
+        for stroke in place(pick(Glyphs.printed[digit], &rng), pose, &rng) { canvas.stroke(stroke, penWidth: pen, softness: 0.8) }
+        if rng.nextFloat() < 0.35 {  // a neighbour, as in multi-digit renderings
+            var p = pose
+            let side: Float = rng.nextFloat() < 0.5 ? -1 : 1
+            p.center.x += side * (height * aspect + pen + rng.uniform(2, 5))
+            for stroke in place(pick(Glyphs.printed[rng.nextInt(below: 10)], &rng), p, &rng) {
+                canvas.stroke(stroke, penWidth: pen, softness: 0.8)
+            }
+        }
+        let (bg, fg) = contrastingColours(&rng, minContrast: 0.3)
+        var bg2: SIMD3<Float>? = nil
+        if rng.nextFloat() < 0.5 {
+            bg2 = bg + SIMD3(rng.uniform(-0.25, 0.25), rng.uniform(-0.25, 0.25), rng.uniform(-0.25, 0.25))
+        }
+        compose(bg: bg, fg: fg, bg2: bg2, gradientAngle: rng.uniform(0, 2 * .pi))
+        let plane = 3 * Painter.side * Painter.side
+        for k in 0..<plane { rgb[k] = min(max(rgb[k], 0), 1) }
+    }
+
+    // MARK: pieces
+
+    func pick(_ variants: [Glyph], _ rng: inout SeededGenerator) -> Glyph {
+        variants[rng.nextInt(below: variants.count)]
+    }
+
+    /// Maps a glyph's unit-box strokes to pixel coordinates: smooth random warp,
+    /// box scaling, slant, rotation, translation.
+    func place(_ glyph: Glyph, _ pose: Pose, _ rng: inout SeededGenerator) -> [[Point]] {
+        // Two low-frequency sinusoids per axis make a smooth displacement field.
+        var waves: [(Point, Float, Float, Int)] = []
+        if pose.jitter > 0 {
+            for axis in 0..<2 {
+                for _ in 0..<2 {
+                    waves.append((Point(rng.uniform(-5, 5), rng.uniform(-5, 5)), rng.uniform(0, 2 * .pi),
+                                  pose.jitter * rng.uniform(0.5, 1), axis))
+                }
+            }
+        }
+        let w = pose.height * pose.aspect, h = pose.height
+        let cr = cosf(pose.rotation), sr = sinf(pose.rotation)
+        return glyph.strokes.map { stroke in
+            stroke.map { p in
+                var q = p
+                for (f, phase, amp, axis) in waves {
+                    q[axis] += amp * sinf((f * p).sum() + phase)
+                }
+                var x = (q.x - 0.5) * w, y = (q.y - 0.5) * h
+                x -= pose.slant * y
+                let rx = cr * x - sr * y, ry = sr * x + cr * y
+                return Point(pose.center.x + rx, pose.center.y + ry)
+            }
+        }
+    }
+
+    /// A background and a foreground colour whose luminances differ by at least
+    /// `minContrast`.
+    func contrastingColours(_ rng: inout SeededGenerator, minContrast: Float) -> (SIMD3<Float>, SIMD3<Float>) {
+        func colour() -> SIMD3<Float> { SIMD3(rng.nextFloat(), rng.nextFloat(), rng.nextFloat()) }
+        func luma(_ c: SIMD3<Float>) -> Float { 0.299 * c.x + 0.587 * c.y + 0.114 * c.z }
+        let bg = colour()
+        var fg = colour()
+        var tries = 0
+        while abs(luma(fg) - luma(bg)) < minContrast && tries < 20 { fg = colour(); tries += 1 }
+        if abs(luma(fg) - luma(bg)) < minContrast { fg = luma(bg) > 0.5 ? fg * 0.2 : fg * 0.3 + 0.7 }
+        return (bg, fg)
+    }
+
+    func mute(_ c: SIMD3<Float>, _ saturation: Float) -> SIMD3<Float> {
+        let l = 0.299 * c.x + 0.587 * c.y + 0.114 * c.z
+        return SIMD3(repeating: l) + (c - SIMD3(repeating: l)) * saturation
+    }
+
+    /// rgb = background (optionally a linear gradient to `bg2`) blended with `fg` by
+    /// the canvas coverage.
+    mutating func compose(bg: SIMD3<Float>, fg: SIMD3<Float>, bg2: SIMD3<Float>?, gradientAngle: Float = 0) {
+        let n = Painter.side, plane = n * n
+        let ca = cosf(gradientAngle), sa = sinf(gradientAngle)
+        for y in 0..<n {
+            for x in 0..<n {
+                let k = y * n + x
+                var back = bg
+                if let bg2 {
+                    let t = 0.5 + ((Float(x) / Float(n) - 0.5) * ca + (Float(y) / Float(n) - 0.5) * sa)
+                    back = bg + (bg2 - bg) * min(max(t, 0), 1)
+                }
+                let a = canvas.values[k]
+                let c = back + (fg - back) * a
+                rgb[k] = c.x; rgb[plane + k] = c.y; rgb[2 * plane + k] = c.z
+            }
+        }
+    }
+
+    /// Fills `rgb` with a colourful procedural texture: two octaves of colour value
+    /// noise, sometimes with stripes — a stand-in for the natural-image patches of
+    /// MNIST-M.
+    mutating func texture(_ rng: inout SeededGenerator) {
+        let n = Painter.side, plane = n * n
+        for k in 0..<(3 * plane) { rgb[k] = 0 }
+        let octaves: [(Int, Float)] = [(2 + rng.nextInt(below: 4), 1), (5 + rng.nextInt(below: 4), rng.uniform(0.15, 0.4))]
+        var total: Float = 0
+        for (g, amp) in octaves {
+            total += amp
+            let nodes = (0..<((g + 1) * (g + 1) * 3)).map { _ in rng.nextFloat() }
+            for y in 0..<n {
+                let fy = Float(y) / Float(n - 1) * Float(g)
+                let y0 = min(Int(fy), g - 1), ty = smooth(fy - Float(y0))
+                for x in 0..<n {
+                    let fx = Float(x) / Float(n - 1) * Float(g)
+                    let x0 = min(Int(fx), g - 1), tx = smooth(fx - Float(x0))
+                    for c in 0..<3 {
+                        func node(_ i: Int, _ j: Int) -> Float { nodes[((j * (g + 1)) + i) * 3 + c] }
+                        let top = node(x0, y0) * (1 - tx) + node(x0 + 1, y0) * tx
+                        let bot = node(x0, y0 + 1) * (1 - tx) + node(x0 + 1, y0 + 1) * tx
+                        rgb[c * plane + y * n + x] += amp * (top * (1 - ty) + bot * ty)
+                    }
+                }
+            }
+        }
+        let contrast = rng.uniform(1.6, 2.6)
+        for k in 0..<(3 * plane) { rgb[k] = min(max(0.5 + (rgb[k] / total - 0.5) * contrast, 0), 1) }
+        if rng.nextFloat() < 0.4 {  // stripes or ripples, as in bark, fabric, water
+            let f = Point(rng.uniform(-1.2, 1.2), rng.uniform(-1.2, 1.2))
+            let phase = rng.uniform(0, 2 * .pi), amp = rng.uniform(0.1, 0.3)
+            let tint = SIMD3(rng.nextFloat(), rng.nextFloat(), rng.nextFloat())
+            for y in 0..<n {
+                for x in 0..<n {
+                    let v = amp * sinf(f.x * Float(x) + f.y * Float(y) + phase)
+                    for c in 0..<3 { rgb[c * plane + y * n + x] = min(max(rgb[c * plane + y * n + x] + v * tint[c], 0), 1) }
+                }
+            }
+        }
+    }
+
+    @inline(__always) func smooth(_ t: Float) -> Float { t * t * (3 - 2 * t) }
+}

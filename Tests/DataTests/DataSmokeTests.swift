@@ -1,6 +1,0 @@
-import XCTest
-@testable import Data
-
-final class DataModuleTests: XCTestCase {
-    func testModuleLinks() {}
-}
