@@ -46,6 +46,12 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Layer 6: strategies, aggregation, the round engine, the client runtime.
+        .target(name: "Federated", dependencies: [
+            "NN", "Data", "Wire", "Transport", "CBLAS",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: optimized),
         // Thin executables.
         .executableTarget(name: "fed-bench", dependencies: [
             "NN", "Data", "Wire", "Transport",
@@ -67,5 +73,6 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Interop"]),
+        .testTarget(name: "FederatedTests", dependencies: ["Federated", "Transport", "Wire", "NN", "Data"]),
     ]
 )

@@ -1,0 +1,50 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes files so that a reader sees either the old or the new content, never a mix:
+/// write a temporary file beside the target, fsync it, rename it over the target,
+/// fsync the directory.
+public enum AtomicFile {
+    /// Atomically replaces the file at `path` with `data`.
+    /// - Throws: `FederatedError.writeFailed` naming the path and the system's reason
+    ///   (a full disk, a read-only directory); the previous file is then untouched and
+    ///   the temporary file removed.
+    public static func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        let temporary = "\(directory)/.\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        func fail(_ what: String) -> FederatedError {
+            let reason = "\(what): \(String(cString: strerror(errno)))"
+            unlink(temporary)
+            return .writeFailed(path: path, reason: reason)
+        }
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw fail("cannot create \(temporary)") }
+        var ok = true
+        data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 { if errno == EINTR { continue }; ok = false; return }
+                offset += n
+            }
+        }
+        if !ok { let e = fail("write"); close(fd); throw e }
+        if fsync(fd) != 0 { let e = fail("fsync"); close(fd); throw e }
+        if close(fd) != 0 { throw fail("close") }
+        if rename(temporary, path) != 0 { throw fail("rename") }
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+    }
+
+    /// Creates `path` and its parents if needed.
+    /// - Throws: `FederatedError.writeFailed` when it cannot.
+    public static func makeDirectory(_ path: String) throws {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        catch { throw FederatedError.writeFailed(path: path, reason: "\(error.localizedDescription)") }
+    }
+}

@@ -1,0 +1,385 @@
+import Foundation
+import Logging
+import NN
+import Tensor
+import Transport
+import Wire
+
+/// Everything the coordinator needs to run a federation.
+public struct CoordinatorConfiguration: Sendable {
+    public var strategy: StrategyKind
+    public var model: ModelSpec
+    /// Rounds to run in total (a resumed run continues up to this number).
+    public var rounds: Int
+    /// Fraction C of connected clients sampled each round.
+    public var fraction: Double = 1
+    /// Fewest clients a round trains with: it waits for this many to connect, and
+    /// aggregates only when at least this many updates arrived (else it retries).
+    public var minFitClients: Int = 1
+    /// Seconds a round waits for its clients' results before closing with those it has.
+    public var roundTimeout: Double = 600
+    /// Evaluate every N rounds (the last round is always evaluated).
+    public var evaluateEvery: Int = 1
+    /// Base local-training settings; the strategy adjusts them per round.
+    public var training = TrainingSettings()
+    /// Seed of client sampling (model initialization uses `model.seed`).
+    public var seed: UInt64 = 1
+    /// Where the checkpoint, metrics and final model are written; nil keeps nothing on disk.
+    public var stateDirectory: String?
+    /// Attempts of a round that misses its quorum before the run fails.
+    public var maxRoundAttempts: Int = 3
+    /// Largest number of examples one client's update may claim (see README: weighting policy).
+    public var maxExamplesPerClient: Int = 1_000_000
+    /// Refused messages after which a client is disconnected.
+    public var maxOffences: Int = 3
+    /// Seconds to wait for `minFitClients` clients before the run fails.
+    public var connectTimeout: Double = 600
+
+    public init(strategy: StrategyKind, model: ModelSpec, rounds: Int) {
+        self.strategy = strategy; self.model = model; self.rounds = rounds
+    }
+
+    /// Checks the combination before anything starts.
+    /// - Throws: `FederatedError.invalidConfiguration` quoting the values.
+    public func validate() throws {
+        func bad(_ m: String) -> FederatedError { .invalidConfiguration(m) }
+        guard rounds >= 1 else { throw bad("--rounds (\(rounds)) must be at least 1") }
+        guard fraction > 0 && fraction <= 1 else { throw bad("--fraction (\(fraction)) must be in (0, 1]") }
+        guard minFitClients >= 1 else { throw bad("--min-fit-clients (\(minFitClients)) must be at least 1") }
+        guard roundTimeout > 0 else { throw bad("--round-timeout (\(roundTimeout)) must be positive") }
+        guard evaluateEvery >= 1 else { throw bad("--evaluate-every (\(evaluateEvery)) must be at least 1") }
+        guard training.epochs >= 1 else { throw bad("--epochs (\(training.epochs)) must be at least 1") }
+        guard training.batchSize >= 1 else { throw bad("--batch-size (\(training.batchSize)) must be at least 1") }
+        guard training.learningRate > 0 else { throw bad("--lr (\(training.learningRate)) must be positive") }
+        if training.batchSize == 1 && model.norm == .batch {
+            throw bad("--batch-size 1 cannot train BatchNorm (--norm batch): batch statistics need at least 2 examples; use --norm none (FedWon) or a larger batch")
+        }
+        try strategy.make().validate(model: model)
+    }
+}
+
+/// Saved after every round: enough to resume the run exactly.
+struct CheckpointMetadata: Codable {
+    var round: UInt64
+    var strategy: StrategyKind
+    var model: ModelSpec
+    var metrics: [RoundMetrics]
+}
+
+/// The coordinator's round engine: samples clients, sends them the global model,
+/// folds their updates into a streaming weighted average as they arrive, closes each
+/// round at its deadline, evaluates, and checkpoints atomically after every round.
+public actor Coordinator {
+    public let configuration: CoordinatorConfiguration
+    let strategy: any Strategy
+    /// The global model; only the strategy's shared tensors are ever sent or averaged.
+    let model: Model
+    let logger: Logger
+    /// Called after every round with its metrics (progress lines, tests).
+    let onRound: @Sendable (RoundMetrics, RoundTiming) -> Void
+
+    struct Client {
+        var connection: PeerConnection
+        var domain: String
+        var declaredExamples: Int
+        var offences = 0
+    }
+    /// Connected clients by certificate name.
+    var clients: [String: Client] = [:]
+
+    enum Phase: Equatable { case idle, fit, evaluate }
+    /// What the round in progress is waiting for.
+    var phase: Phase = .idle
+    var phaseRound: UInt64 = 0
+    var expecting: Set<String> = []
+    var aggregator: WeightedAverage?
+    var fits: [ClientFit] = []
+    var evaluations: [ClientEvaluation] = []
+    var refused: [String] = []
+    var bytesIn = 0
+
+    /// Rounds completed (restored from the checkpoint on resume).
+    public private(set) var completedRound: UInt64 = 0
+    public private(set) var metrics: [RoundMetrics] = []
+    var timings: [RoundTiming] = []
+
+    public init(configuration: CoordinatorConfiguration, logger: Logger,
+                onRound: @escaping @Sendable (RoundMetrics, RoundTiming) -> Void = { _, _ in }) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.strategy = configuration.strategy.make()
+        self.model = try configuration.model.build()
+        self.logger = logger
+        self.onRound = onRound
+        if let dir = configuration.stateDirectory {
+            try AtomicFile.makeDirectory(dir)
+            if let (tensors, meta) = try TensorArchive.read(Self.checkpointPath(dir), as: CheckpointMetadata.self) {
+                guard meta.strategy == configuration.strategy, meta.model == configuration.model else {
+                    throw FederatedError.invalidConfiguration(
+                        "\(Self.checkpointPath(dir)) was written by a \(meta.strategy.rawValue) run of \(meta.model.architecture.rawValue)/\(meta.model.norm.rawValue); this run is \(configuration.strategy.rawValue) of \(configuration.model.architecture.rawValue)/\(configuration.model.norm.rawValue) (use another --state-dir)")
+                }
+                try model.load(tensors, requireAll: false)
+                completedRound = meta.round
+                metrics = meta.metrics
+                logger.info("resuming after round \(meta.round) from \(Self.checkpointPath(dir))")
+            }
+        }
+    }
+
+    static func checkpointPath(_ dir: String) -> String { dir + "/checkpoint.fkt" }
+
+    /// The global model's shared tensors (a copy).
+    public func globalState() -> StateDictionary { model.snapshot(where: strategy.isShared) }
+
+    // MARK: Connections
+
+    /// Registers an established client session and starts reading from it.
+    public func accept(_ connection: PeerConnection) {
+        let name = connection.peerName
+        if let old = clients[name] {
+            logger.info("client \"\(name)\" reconnected; closing its previous connection")
+            Task { await old.connection.close() }
+        }
+        let summary = connection.hello.dataset
+        clients[name] = Client(connection: connection, domain: summary.domain.isEmpty ? name : summary.domain,
+                               declaredExamples: Int(clamping: summary.trainExamples))
+        logger.info("client \"\(name)\" joined (domain \(summary.domain), \(summary.trainExamples) training examples)")
+        let id = ObjectIdentifier(connection)
+        Task {
+            do {
+                for try await envelope in connection.inbound { await self.receive(envelope, from: name, connection: id) }
+            } catch {
+                await self.log(.info, "client \"\(name)\" connection ended: \(error)")
+            }
+            await self.disconnected(name, connection: id)
+        }
+    }
+
+    func log(_ level: Logger.Level, _ message: String) { logger.log(level: level, "\(message)") }
+
+    func disconnected(_ name: String, connection id: ObjectIdentifier) {
+        guard let c = clients[name], ObjectIdentifier(c.connection) == id else { return }
+        clients[name] = nil
+        if expecting.remove(name) != nil { logger.warning("client \"\(name)\" disconnected during round \(phaseRound)") }
+        logger.info("client \"\(name)\" left")
+    }
+
+    /// Refuses a message: logged with the client and reason; repeated offences disconnect the client.
+    func refuse(_ name: String, _ reason: String) {
+        logger.warning("refused from client \"\(name)\": \(reason)")
+        refused.append("\(name): \(reason)")
+        guard var c = clients[name] else { return }
+        c.offences += 1
+        clients[name] = c
+        if c.offences >= configuration.maxOffences {
+            logger.warning("disconnecting client \"\(name)\" after \(c.offences) refused messages")
+            let conn = c.connection
+            var error = Fedkit_V1_Error()
+            error.code = .outOfOrder
+            error.message = "disconnected after \(c.offences) refused messages; last: \(reason)"
+            Task { try? await conn.send(Envelope(.error(error))); await conn.close() }
+        }
+    }
+
+    func receive(_ envelope: Envelope, from name: String, connection id: ObjectIdentifier) {
+        guard let c = clients[name], ObjectIdentifier(c.connection) == id else { return }
+        switch envelope.body {
+        case .fitResult(let r):
+            guard phase == .fit, r.round == phaseRound, expecting.contains(name) else {
+                refuse(name, "fit result for round \(r.round) was not requested (current round \(phaseRound), \(phase == .fit ? "training" : "not training"))")
+                return
+            }
+            expecting.remove(name)
+            let claimed = Int(clamping: r.numExamples)
+            let bound = min(configuration.maxExamplesPerClient, c.declaredExamples > 0 ? c.declaredExamples : Int.max)
+            guard claimed >= 1, claimed <= bound else {
+                refuse(name, "claims \(r.numExamples) training examples; allowed 1...\(bound) (declared \(c.declaredExamples) in its Hello, cap \(configuration.maxExamplesPerClient))")
+                return
+            }
+            do {
+                let tensors = try r.parameters.wireTensors()
+                try aggregator?.add(tensors, weight: Double(claimed), client: name, round: r.round)
+                bytesIn += tensors.reduce(0) { $0 + $1.bytes.count }
+                fits.append(ClientFit(client: name, examples: claimed, trainLoss: r.trainLoss, trainAccuracy: r.trainAccuracy))
+            } catch {
+                refuse(name, "\(error)")
+            }
+        case .evaluateResult(let r):
+            guard phase == .evaluate, r.round == phaseRound, expecting.contains(name) else {
+                refuse(name, "evaluation result for round \(r.round) was not requested")
+                return
+            }
+            expecting.remove(name)
+            guard r.accuracy.isFinite, (0...1).contains(r.accuracy), r.loss.isFinite else {
+                refuse(name, "evaluation with accuracy \(r.accuracy), loss \(r.loss)")
+                return
+            }
+            evaluations.append(ClientEvaluation(client: name, domain: c.domain, loss: r.loss, accuracy: r.accuracy, examples: Int(clamping: r.numExamples)))
+        case .goodbye(let g):
+            logger.info("client \"\(name)\" said goodbye: \(g.reason)")
+        case .error(let e):
+            logger.warning("client \"\(name)\" reported an error: \(e.message)")
+            expecting.remove(name)
+        default:
+            refuse(name, "unexpected \(envelope.kind) message")
+        }
+    }
+
+    // MARK: Rounds
+
+    /// Waits until `expecting` is empty or `deadline` passes.
+    func waitForAnswers(until deadline: ContinuousClock.Instant) async throws {
+        while !expecting.isEmpty && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func sendAll(_ envelope: Envelope, to names: [String]) async -> [String] {
+        let targets = names.compactMap { n in clients[n].map { (n, $0.connection) } }
+        return await withTaskGroup(of: String?.self) { group in
+            for (name, conn) in targets {
+                group.addTask { (try? await conn.send(envelope)) == nil ? name : nil }
+            }
+            var failed: [String] = []
+            for await f in group { if let f { failed.append(f) } }
+            return failed
+        }
+    }
+
+    /// Runs the remaining rounds with the clients that `server` admits, then says Goodbye.
+    /// - Returns: the metrics of every round (including those before a resume).
+    /// - Throws: when not enough clients connect in time, a round misses its quorum
+    ///   `maxRoundAttempts` times, or a checkpoint cannot be written.
+    public func run(connections: AsyncStream<PeerConnection>) async throws -> [RoundMetrics] {
+        let acceptor = Task { for await c in connections { await self.accept(c) } }
+        defer { acceptor.cancel() }
+        let total = UInt64(configuration.rounds)
+        var round = completedRound + 1
+        while round <= total {
+            try await runRound(round)
+            round += 1
+        }
+        if let dir = configuration.stateDirectory {
+            try TensorArchive.write(globalState(), metadata: CheckpointMetadata(round: completedRound, strategy: configuration.strategy,
+                                                                                 model: configuration.model, metrics: metrics),
+                                    to: dir + "/final-model.fkt")
+        }
+        for (_, c) in clients { await c.connection.goodbye(reason: "federation finished after round \(completedRound)") }
+        clients.removeAll()
+        return metrics
+    }
+
+    func runRound(_ round: UInt64) async throws {
+        let connectDeadline = ContinuousClock.now + .seconds(configuration.connectTimeout)
+        var attempts = 0
+        var record: RoundMetrics
+        let fitStart = ContinuousClock.now
+        while true {
+            attempts += 1
+            while clients.count < configuration.minFitClients {
+                guard ContinuousClock.now < connectDeadline else {
+                    throw FederatedError.quorumNotMet(round: round, answered: clients.count, required: configuration.minFitClients)
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let selected = sampleClients(Array(clients.keys), fraction: configuration.fraction, minimum: configuration.minFitClients,
+                                         round: round, seed: configuration.seed)
+            let shared = model.entries.filter(strategy.isShared)
+            let settings = strategy.configureFit(round: round, base: configuration.training)
+            var request = Fedkit_V1_FitRequest()
+            request.round = round
+            let tensors = model.wireTensors(where: strategy.isShared)
+            request.parameters = Fedkit_V1_Payload(tensors)
+            request.config = settings.proto
+            let bytesOut = tensors.reduce(0) { $0 + $1.bytes.count } * selected.count
+            phase = .fit; phaseRound = round
+            expecting = Set(selected); fits = []; refused = []; bytesIn = 0
+            aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) })
+            for failed in await sendAll(Envelope(.fitRequest(request)), to: selected) { expecting.remove(failed) }
+            try await waitForAnswers(until: fitStart + .seconds(configuration.roundTimeout * Double(attempts)))
+            let dropped = expecting.sorted()
+            if !dropped.isEmpty { logger.warning("round \(round): no answer from \(dropped.joined(separator: ", ")) before the deadline") }
+            phase = .idle
+            expecting = []
+            record = RoundMetrics(round: round, selected: selected, fit: fits.sorted { $0.client < $1.client }, refused: refused,
+                                  dropped: dropped, evaluation: [], meanAccuracy: nil, bytesOut: bytesOut, bytesIn: bytesIn, attempts: attempts)
+            if fits.count >= configuration.minFitClients, let average = aggregator?.result() {
+                try model.load(average, requireAll: false)
+                break
+            }
+            logger.warning("round \(round): \(fits.count) update(s), \(configuration.minFitClients) required; retrying")
+            guard attempts < configuration.maxRoundAttempts else {
+                throw FederatedError.quorumNotMet(round: round, answered: fits.count, required: configuration.minFitClients)
+            }
+        }
+        aggregator = nil
+        let fitSeconds = (ContinuousClock.now - fitStart).seconds
+
+        let evalStart = ContinuousClock.now
+        if round % UInt64(configuration.evaluateEvery) == 0 || round == UInt64(configuration.rounds) {
+            var request = Fedkit_V1_EvaluateRequest()
+            request.round = round
+            let tensors = model.wireTensors(where: strategy.isShared)
+            request.parameters = Fedkit_V1_Payload(tensors)
+            let targets = clients.keys.sorted()
+            phase = .evaluate; phaseRound = round; expecting = Set(targets); evaluations = []
+            for failed in await sendAll(Envelope(.evaluateRequest(request)), to: targets) { expecting.remove(failed) }
+            record.bytesOut += tensors.reduce(0) { $0 + $1.bytes.count } * targets.count
+            try await waitForAnswers(until: evalStart + .seconds(configuration.roundTimeout))
+            phase = .idle; expecting = []
+            record.evaluation = evaluations.sorted { $0.client < $1.client }
+            if !evaluations.isEmpty {
+                record.meanAccuracy = evaluations.map(\.accuracy).reduce(0, +) / Float(evaluations.count)
+            }
+            record.refused += refused.filter { !record.refused.contains($0) }
+        }
+        let evaluateSeconds = (ContinuousClock.now - evalStart).seconds
+
+        completedRound = round
+        metrics.append(record)
+        let checkpointStart = ContinuousClock.now
+        if let dir = configuration.stateDirectory {
+            // A checkpoint that cannot be written stops the run: the previous one stays intact.
+            try TensorArchive.write(globalState(), metadata: CheckpointMetadata(round: round, strategy: configuration.strategy,
+                                                                                 model: configuration.model, metrics: metrics),
+                                    to: Self.checkpointPath(dir))
+            try AtomicFile.write(JSONLines.encode(metrics), to: dir + "/metrics.jsonl")
+        }
+        let timing = RoundTiming(round: round, fitSeconds: fitSeconds, evaluateSeconds: evaluateSeconds,
+                                 checkpointSeconds: (ContinuousClock.now - checkpointStart).seconds)
+        timings.append(timing)
+        if let dir = configuration.stateDirectory {
+            try? AtomicFile.write(JSONLines.encode(timings), to: dir + "/timings.jsonl")
+        }
+        onRound(record, timing)
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}
+
+extension TrainingSettings {
+    /// The protobuf form sent in a FitRequest.
+    public var proto: Fedkit_V1_TrainingConfig {
+        var c = Fedkit_V1_TrainingConfig()
+        c.epochs = UInt32(epochs); c.batchSize = UInt32(batchSize)
+        c.learningRate = learningRate; c.momentum = momentum; c.weightDecay = weightDecay
+        c.agcLambda = agcLambda; c.fedproxMu = proximalMu; c.seed = seed
+        return c
+    }
+
+    /// Settings from a FitRequest's config.
+    /// - Throws: `FederatedError.invalidConfiguration` for values local training cannot use.
+    public init(_ c: Fedkit_V1_TrainingConfig) throws {
+        self.init()
+        epochs = Int(c.epochs); batchSize = Int(c.batchSize)
+        learningRate = c.learningRate; momentum = c.momentum; weightDecay = c.weightDecay
+        agcLambda = c.agcLambda; proximalMu = c.fedproxMu; seed = c.seed
+        guard (1...1000).contains(epochs), (1...65536).contains(batchSize), learningRate.isFinite, learningRate > 0,
+              momentum.isFinite, momentum >= 0, weightDecay.isFinite, weightDecay >= 0, agcLambda.isFinite, agcLambda >= 0,
+              proximalMu.isFinite, proximalMu >= 0 else {
+            throw FederatedError.invalidConfiguration("training config out of range: epochs \(c.epochs), batch \(c.batchSize), lr \(c.learningRate), momentum \(c.momentum), weight decay \(c.weightDecay), AGC λ \(c.agcLambda), μ \(c.fedproxMu)")
+        }
+    }
+}
