@@ -9,6 +9,8 @@ let package = Package(
     name: "FedKit",
     platforms: [.macOS(.v14)],
     products: [
+        .executable(name: "fed-server", targets: ["fed-server"]),
+        .executable(name: "fed-client", targets: ["fed-client"]),
         .executable(name: "fed-bench", targets: ["fed-bench"]),
     ],
     dependencies: [
@@ -52,9 +54,26 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: optimized),
+        // Command-line plumbing shared by the executables: option groups, config files, logging.
+        .target(name: "FedKitCLI", dependencies: [
+            "Federated", "Data", "NN", "Transport", "Wire",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Thin executables.
+        .executableTarget(name: "fed-server", dependencies: [
+            "FedKitCLI", "Federated", "Transport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "fed-client", dependencies: [
+            "FedKitCLI", "Federated", "Transport", "Wire",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .executableTarget(name: "fed-bench", dependencies: [
-            "NN", "Data", "Wire", "Transport",
+            "FedKitCLI", "NN", "Data", "Wire", "Transport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimized),
 

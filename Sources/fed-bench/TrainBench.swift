@@ -1,10 +1,9 @@
 import ArgumentParser
+import FedKitCLI
 import Foundation
 import NN
 import Tensor
 
-extension Norm: ExpressibleByArgument {}
-extension Architecture: ExpressibleByArgument {}
 
 /// `fed-bench train`: training throughput of one model on random data, single process.
 struct TrainBench: ParsableCommand {

@@ -1,0 +1,134 @@
+import ArgumentParser
+import Data
+import Federated
+import Foundation
+import Logging
+import NN
+import Tensor
+import Transport
+
+extension Norm: ExpressibleByArgument {}
+extension Architecture: ExpressibleByArgument {}
+extension StrategyKind: ExpressibleByArgument {}
+
+/// Certificate files of one federation member.
+public struct TLSOptions: ParsableArguments {
+    @Option(help: "PEM certificate of this member (signed by the federation CA).")
+    public var cert: String?
+    @Option(help: "PEM private key of --cert.")
+    public var key: String?
+    @Option(help: "PEM certificate of the federation CA.")
+    public var ca: String?
+    public init() {}
+
+    /// Loads the three files (from flags or the config file).
+    public func credentials(_ config: ConfigFile) throws -> Credentials {
+        guard let cert = try config.resolve(cert, "cert"), let key = try config.resolve(key, "key"),
+              let ca = try config.resolve(ca, "ca") else {
+            throw ValidationError("--cert, --key and --ca are required: FedKit only speaks mutual TLS (create them with cluster/certs.sh)")
+        }
+        do { return try Credentials.load(certificateFile: cert, keyFile: key, caFile: ca) }
+        catch { throw ValidationError("cannot load TLS credentials (--cert \(cert), --key \(key), --ca \(ca)): \(error)") }
+    }
+}
+
+/// The model every member of a federation must agree on.
+public struct ModelOptions: ParsableArguments {
+    @Option(help: "Model: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")).")
+    public var model: Architecture?
+    @Option(help: "Normalization: batch, group, layer or none (default: none for fedwon, batch otherwise).")
+    public var norm: Norm?
+    @Option(help: "Comma-separated layer widths (default: the architecture's standard widths).")
+    public var widths: String?
+    @Option(help: "GroupNorm groups (--norm group).")
+    public var groups: Int?
+    @Option(help: "Number of classes.")
+    public var classes: Int?
+    @Option(help: "Seed of the model's initialization.")
+    public var modelSeed: UInt64?
+    public init() {}
+
+    public func spec(strategy: StrategyKind, _ config: ConfigFile) throws -> ModelSpec {
+        let arch = try Architecture(rawValue: config.resolve(model?.rawValue, "model", Architecture.digitCNN.rawValue))
+        guard let arch else { throw ValidationError("--model must be one of \(Architecture.allCases.map(\.rawValue))") }
+        let normName = try config.resolve(norm?.rawValue, "norm", strategy.defaultNorm.rawValue)
+        guard let n = Norm(rawValue: normName) else { throw ValidationError("--norm (\(normName)) must be one of batch, group, layer, none") }
+        var w: [Int]?
+        if let text = try config.resolve(widths, "widths") {
+            let parsed = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard parsed.allSatisfy({ $0 != nil && $0! > 0 }) else { throw ValidationError("--widths (\(text)) must be comma-separated positive integers") }
+            w = parsed.map { $0! }
+        }
+        return ModelSpec(architecture: arch, norm: n, classes: try config.resolve(classes, "classes", 10), widths: w,
+                         groups: try config.resolve(groups, "groups", 32), seed: try config.resolve(modelSeed, "model-seed", 0))
+    }
+}
+
+/// Logging flags shared by the daemons.
+public struct LoggingOptions: ParsableArguments {
+    @Option(help: "Log format: text or json.")
+    public var logFormat: String = "text"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    public var logLevel: String = "info"
+    @Option(help: "OpenBLAS threads for training (default 1: several BLAS threads on a small shared machine run slower).")
+    public var threads: Int = 1
+    public init() {}
+
+    public func validate() throws {
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format (\(logFormat)) must be text or json") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level (\(logLevel)) must be one of trace, debug, info, notice, warning, error") }
+        guard threads >= 1 else { throw ValidationError("--threads (\(threads)) must be at least 1") }
+    }
+
+    /// Installs the log handler (once per process) and returns a logger labelled `label`.
+    public func bootstrap(_ label: String) -> Logger {
+        let json = logFormat == "json"
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = LineLogHandler(label: label, json: json)
+            h.logLevel = level
+            return h
+        }
+        BLAS.setThreads(threads)
+        return Logger(label: label)
+    }
+}
+
+/// One line per log record on standard error, as text or JSON.
+public struct LineLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level = .info
+    let label: String
+    let json: Bool
+
+    public init(label: String, json: Bool) { self.label = label; self.json = json }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String,
+                    file: String, function: String, line: UInt) {
+        let all = metadata.merging(extra ?? [:]) { $1 }
+        let time = ISO8601DateFormatter().string(from: Date())
+        var text: String
+        if json {
+            var object: [String: String] = ["time": time, "level": level.rawValue, "logger": label, "message": "\(message)"]
+            for (k, v) in all { object[k] = "\(v)" }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+            text = String(decoding: data, as: UTF8.self)
+        } else {
+            text = "\(time) \(level.rawValue.uppercased()) \(label): \(message)"
+            if !all.isEmpty { text += " " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
+        }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+}
+
+/// Progress output on standard output, one line at a time, unbuffered (readable through a pipe).
+public enum Console {
+    public static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+}

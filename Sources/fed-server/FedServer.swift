@@ -1,0 +1,92 @@
+import ArgumentParser
+import FedKitCLI
+import Federated
+import Foundation
+import Logging
+import Transport
+
+/// `fed-server`: the coordinator daemon.
+@main
+struct FedServer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fed-server",
+        abstract: "Coordinate a federation: mutual TLS, rounds, aggregation, checkpoints.",
+        discussion: "Every option can also be set in a TOML file given with --config (keys are the option names); flags override the file.")
+
+    @Option(help: "TOML configuration file.") var config: String?
+    @Option(help: "Address to listen on.") var host: String?
+    @Option(help: "Port to listen on (0: any free port, printed at start).") var port: Int?
+    @Option(help: "Comma-separated client names (certificate common names) allowed to join; default: any holder of a CA-signed certificate.") var allow: String?
+    @Option(help: "Strategy: fedavg, fedbn, fedwon or fedprox.") var strategy: StrategyKind?
+    @Option(help: "Rounds to run.") var rounds: Int?
+    @Option(help: "Fraction of connected clients sampled each round.") var fraction: Double?
+    @Option(help: "Clients needed to start a round and to aggregate it.") var minFitClients: Int?
+    @Option(help: "Seconds a round waits for results before closing with those it has.") var roundTimeout: Double?
+    @Option(help: "Seconds to wait for --min-fit-clients clients to connect.") var connectTimeout: Double?
+    @Option(help: "Evaluate every N rounds (the last round always).") var evaluateEvery: Int?
+    @Option(help: "Local epochs per round.") var epochs: Int?
+    @Option(help: "Local batch size.") var batchSize: Int?
+    @Option(help: "Local learning rate.") var lr: Float?
+    @Option(help: "Local SGD momentum.") var momentum: Float?
+    @Option(help: "Local SGD weight decay.") var weightDecay: Float?
+    @Option(help: "AGC λ for local training (fedwon default 0.16; 0 disables).") var agcLambda: Float?
+    @Option(help: "FedProx μ (fedprox default 0.01).") var fedproxMu: Float?
+    @Option(help: "Seed of client sampling and local shuffling.") var seed: UInt64?
+    @Option(help: "Directory for the checkpoint, metrics.jsonl, timings.jsonl and final-model.fkt; a restart with the same directory resumes.") var stateDir: String?
+    @Option(help: "Largest example count one client's update may claim (weights are also capped by the count it declared when joining).") var maxExamplesPerClient: Int?
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var tls: TLSOptions
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let file = try config.map { try ConfigFile(path: $0) } ?? ConfigFile()
+        let logger = logging.bootstrap("fed-server")
+        let kind = try StrategyKind(rawValue: file.resolve(strategy?.rawValue, "strategy", StrategyKind.fedavg.rawValue))
+        guard let kind else { throw ValidationError("--strategy must be one of \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", "))") }
+        var c = CoordinatorConfiguration(strategy: kind, model: try model.spec(strategy: kind, file), rounds: try file.resolve(rounds, "rounds", 100))
+        c.fraction = try file.resolve(fraction, "fraction", 1.0)
+        c.minFitClients = try file.resolve(minFitClients, "min-fit-clients", 1)
+        c.roundTimeout = try file.resolve(roundTimeout, "round-timeout", 600)
+        c.connectTimeout = try file.resolve(connectTimeout, "connect-timeout", 600)
+        c.evaluateEvery = try file.resolve(evaluateEvery, "evaluate-every", 1)
+        c.training.epochs = try file.resolve(epochs, "epochs", 1)
+        c.training.batchSize = try file.resolve(batchSize, "batch-size", 32)
+        c.training.learningRate = try file.resolve(lr, "lr", 0.01)
+        c.training.momentum = try file.resolve(momentum, "momentum", 0)
+        c.training.weightDecay = try file.resolve(weightDecay, "weight-decay", 0)
+        c.training.agcLambda = try file.resolve(agcLambda, "agc-lambda", 0)
+        c.training.proximalMu = try file.resolve(fedproxMu, "fedprox-mu", 0)
+        c.seed = try file.resolve(seed, "seed", 1)
+        c.training.seed = c.seed
+        c.stateDirectory = try file.resolve(stateDir, "state-dir")
+        c.maxExamplesPerClient = try file.resolve(maxExamplesPerClient, "max-examples-per-client", 1_000_000)
+        do { try c.validate() } catch { throw ValidationError("\(error)") }
+
+        var serverConfig = ServerConfiguration.mutualTLS(credentials: try tls.credentials(file))
+        if let names = try file.resolve(allow, "allow") {
+            serverConfig.allowedClients = Set(names.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        }
+        serverConfig.logger = logger
+        let totalRounds = c.rounds
+        let coordinator = try Coordinator(configuration: c, logger: logger) { metrics, timing in
+            let acc = metrics.meanAccuracy.map { String(format: "%.4f", $0) } ?? "-"
+            let line = "round \(metrics.round)/\(totalRounds): \(metrics.fit.count)/\(metrics.selected.count) clients answered, mean test accuracy \(acc), \(String(format: "%.1f", timing.fitSeconds + timing.evaluateSeconds)) s"
+            Console.line(line)
+        }
+        let bindHost = try file.resolve(host, "host", "0.0.0.0")
+        let server = try await FederationServer.start(host: bindHost, port: try file.resolve(port, "port", 7443), configuration: serverConfig)
+        Console.line("fed-server: \(kind.rawValue) on \(c.model.architecture.rawValue)/\(c.model.norm.rawValue), listening on \(bindHost):\(server.port)")
+        do {
+            let metrics = try await coordinator.run(connections: server.connections)
+            await server.close()
+            if let last = metrics.last, let acc = last.meanAccuracy {
+                Console.line("fed-server: finished \(metrics.count) rounds; final mean test accuracy \(String(format: "%.4f", acc))")
+                for e in last.evaluation { Console.line("  \(e.client) (\(e.domain)): \(String(format: "%.4f", e.accuracy))") }
+            }
+        } catch {
+            await server.close()
+            logger.error("\(error)")
+            throw ExitCode(1)
+        }
+    }
+}
