@@ -19,13 +19,16 @@ struct ClientStateMetadata: Codable {
 /// BatchNorm layers) never leaves it. After every round it trained, the whole local model
 /// is written atomically to `stateDirectory/state.fkt`, and a restarted client loads it,
 /// so its local tensors survive restarts.
-public final class ClientRuntime {
+/// Used by one task at a time (one connection is served at a time).
+public final class ClientRuntime: @unchecked Sendable {
     public let name: String
     public let learner: LocalLearner
     public let stateDirectory: String?
     let logger: Logger
     /// Last round this client trained (from its state file after a restart).
     public private(set) var lastRound: UInt64 = 0
+    /// What the last local training produced (nil before the first).
+    public private(set) var lastFit: FitSummary?
 
     /// Why `serve` returned.
     public enum Outcome: Sendable, Equatable {
@@ -104,6 +107,7 @@ public final class ClientRuntime {
         do {
             let summary = try learner.fit(settings: settings, round: request.round)
             lastRound = request.round
+            lastFit = summary
             try saveState()
             logger.info("round \(request.round): trained \(summary.steps) steps on \(summary.examples) examples, loss \(summary.loss), accuracy \(summary.accuracy)")
             var result = Fedkit_V1_FitResult()

@@ -1,0 +1,200 @@
+import Data
+import Foundation
+import Logging
+import NIOCore
+import NN
+import Tensor
+import Transport
+import Wire
+import XCTest
+@testable import Federated
+
+/// Credentials for a test federation, made once with cluster/certs.sh.
+final class FederationPKI: @unchecked Sendable {
+    static let names = ["mnist-0", "svhn-0", "usps-0", "silent-0"]
+    static let shared: Result<FederationPKI, Error> = Result { try FederationPKI() }
+    let directory: URL
+
+    private init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("fedkit-fed-pki-\(getpid())")
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [root.appendingPathComponent("cluster/certs.sh").path, directory.path] + Self.names
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run(); p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw FederatedError.invalidConfiguration("cluster/certs.sh failed (\(p.terminationStatus)); is openssl installed?") }
+    }
+
+    func credentials(_ name: String) throws -> Credentials {
+        let d = directory.path
+        return try Credentials.load(certificateFile: "\(d)/\(name).crt", keyFile: "\(d)/\(name).key", caFile: "\(d)/ca.crt")
+    }
+}
+
+/// Everything that crossed the wire in a test federation, per client.
+actor WireLog {
+    var sent: [String: [Envelope]] = [:]       // server → client
+    var received: [String: [Envelope]] = [:]   // client → server
+    func record(_ e: Envelope, to client: String) { sent[client, default: []].append(e) }
+    func record(_ e: Envelope, from client: String) { received[client, default: []].append(e) }
+}
+
+final class FederationTests: XCTestCase {
+    let logger: Logger = { var l = Logger(label: "test"); l.logLevel = .warning; return l }()
+
+    func localData(_ domain: Digits5.Domain, train: Int) -> LocalData {
+        let d = Digits5.makeDomains([domain], trainCount: train, testCount: 40, seed: 3)[0]
+        return LocalData(train: d.train, test: d.test)
+    }
+
+    /// Serves one in-process client: answers with the real ClientRuntime and records both directions.
+    /// A client in `silent` receives requests and never answers.
+    static func serveClient(_ runtime: ClientRuntime, port: Int, log: WireLog, logger: Logger, silent: Bool = false) async throws {
+        let pki = try FederationPKI.shared.get()
+        var hello = Fedkit_V1_Hello()
+        hello.clientName = runtime.name
+        hello.protocolVersion = WireProtocol.currentVersion
+        hello.capabilities = WireProtocol.capabilities
+        hello.dataset = runtime.datasetSummary
+        var config = ClientConfiguration.mutualTLS(credentials: try pki.credentials(runtime.name), hello: hello)
+        config.serverHostname = "localhost"
+        config.logger = logger
+        let connection = try await FederationClient.connect(host: "127.0.0.1", port: port, configuration: config)
+        for try await envelope in connection.inbound {
+            await log.record(envelope, to: runtime.name)
+            let reply: Envelope
+            switch envelope.body {
+            case .fitRequest(let r): reply = try runtime.fit(r)
+            case .evaluateRequest(let r): reply = try runtime.evaluate(r)
+            case .goodbye: await connection.close(); return
+            default: continue
+            }
+            if silent { continue }
+            await log.record(reply, from: runtime.name)
+            try await connection.send(reply)
+        }
+    }
+
+    struct Run {
+        var metrics: [RoundMetrics]
+        var global: StateDictionary
+        var runtimes: [ClientRuntime]
+        var log: WireLog
+    }
+
+    /// Runs a federation of in-process clients over real mutual TLS on 127.0.0.1.
+    func federate(_ configuration: CoordinatorConfiguration, clients: [(String, Digits5.Domain, Int)], silent: Set<String> = []) async throws -> Run {
+        let pki = try FederationPKI.shared.get()
+        var serverConfig = ServerConfiguration.mutualTLS(credentials: try pki.credentials("server"))
+        serverConfig.logger = logger
+        let server = try await FederationServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig)
+        let coordinator = try Coordinator(configuration: configuration, logger: logger)
+        let runtimes = try clients.map { name, domain, n in
+            try ClientRuntime(name: name, learner: LocalLearner(model: try configuration.model.build(), data: localData(domain, train: n), clientName: name),
+                              stateDirectory: nil, logger: logger)
+        }
+        let log = WireLog()
+        let port = server.port
+        let quietLogger = self.logger
+        let tasks = runtimes.map { r in
+            let quiet = silent.contains(r.name)
+            return Task { try await Self.serveClient(r, port: port, log: log, logger: quietLogger, silent: quiet) }
+        }
+        let metrics = try await coordinator.run(connections: server.connections)
+        await server.close()
+        for t in tasks { _ = try? await t.value }
+        return Run(metrics: metrics, global: await coordinator.globalState(), runtimes: runtimes, log: log)
+    }
+
+    func config(_ strategy: StrategyKind, norm: Norm, rounds: Int, clients: Int, stateDirectory: String? = nil) -> CoordinatorConfiguration {
+        var c = CoordinatorConfiguration(strategy: strategy, model: .digitCNN(norm: norm, widths: [4, 4, 8, 16, 8], groups: 2, seed: 5), rounds: rounds)
+        c.minFitClients = clients
+        c.roundTimeout = 30
+        c.connectTimeout = 30
+        c.training.batchSize = 8
+        c.training.learningRate = 0.05
+        c.stateDirectory = stateDirectory
+        return c
+    }
+
+    func tensors(_ e: Envelope) throws -> [WireTensor] { try e.payload?.wireTensors() ?? [] }
+
+    func testFedAvgAggregateIsTheWeightedMeanOfWhatClientsSent() async throws {
+        let run = try await federate(config(.fedavg, norm: .batch, rounds: 1, clients: 3),
+                                     clients: [("mnist-0", .mnist, 20), ("svhn-0", .svhn, 30), ("usps-0", .usps, 50)])
+        var updates: [(weight: Double, tensors: [String: [Float]])] = []
+        for (name, envelopes) in await run.log.received {
+            for e in envelopes {
+                guard case .fitResult(let r) = e.body else { continue }
+                updates.append((Double(r.numExamples), Dictionary(uniqueKeysWithValues: try tensors(e).map { ($0.name, try $0.floats()) })))
+                XCTAssertEqual(r.numExamples, name == "mnist-0" ? 20 : name == "svhn-0" ? 30 : 50)
+            }
+        }
+        XCTAssertEqual(updates.count, 3)
+        XCTAssertEqual(run.global.count, run.runtimes[0].learner.model.entries.count, "FedAvg shares every tensor")
+        for (name, global) in run.global.entries {
+            let expected = weightedAverage(updates.map { $0.tensors[name]! }, weights: updates.map(\.weight))
+            for (a, b) in zip(global.values, expected) { XCTAssertEqual(a, b, accuracy: 1e-5 + 1e-5 * abs(b), name) }
+        }
+        XCTAssertEqual(run.metrics.count, 1)
+        XCTAssertEqual(run.metrics[0].evaluation.map(\.domain).sorted(), ["mnist", "svhn", "usps"])
+    }
+
+    func testFedBNNeverSendsBatchNormAndClientsKeepTheirOwn() async throws {
+        let run = try await federate(config(.fedbn, norm: .batch, rounds: 2, clients: 2), clients: [("mnist-0", .mnist, 30), ("svhn-0", .svhn, 30)])
+        var inspected = 0
+        for envelopes in Array(await run.log.sent.values) + Array(await run.log.received.values) {
+            for e in envelopes {
+                for t in try tensors(e) {
+                    inspected += 1
+                    XCTAssertFalse(t.name.hasPrefix("bn"), "normalization tensor \(t.name) crossed the wire in a \(e.kind)")
+                }
+            }
+        }
+        XCTAssertGreaterThan(inspected, 0)
+        XCTAssertFalse(run.global.names.contains { $0.hasPrefix("bn") })
+        let a = run.runtimes[0].learner.model.snapshot { $0.isBatchNorm }, b = run.runtimes[1].learner.model.snapshot { $0.isBatchNorm }
+        for name in a.names { XCTAssertNotEqual(a[name]!.values, b[name]!.values, "\(name) is the same on both clients") }
+    }
+
+    func testFedWonClipsAndAveragesEveryTensor() async throws {
+        let run = try await federate(config(.fedwon, norm: .none, rounds: 1, clients: 2), clients: [("mnist-0", .mnist, 30), ("svhn-0", .svhn, 30)])
+        let model = run.runtimes[0].learner.model
+        XCTAssertFalse(model.entries.contains { $0.isNormalization })
+        XCTAssertEqual(Set(run.global.names), Set(model.entries.map(\.name)))
+        for r in run.runtimes { XCTAssertGreaterThan(r.lastFit?.clippedUnits ?? 0, 0, "\(r.name): AGC never clipped") }
+        for case .fitRequest(let req) in (await run.log.sent["mnist-0"] ?? []).map(\.body) { XCTAssertEqual(req.config.agcLambda, 0.16) }
+    }
+
+    func testASilentClientIsDroppedAtTheDeadline() async throws {
+        var c = config(.fedavg, norm: .batch, rounds: 1, clients: 2)
+        c.minFitClients = 2
+        c.roundTimeout = 2
+        // Three connect; the round needs two answers and gets them; the silent one is dropped at the deadline.
+        let started = ContinuousClock.now
+        let run = try await federate(c, clients: [("mnist-0", .mnist, 20), ("svhn-0", .svhn, 20), ("silent-0", .usps, 20)], silent: ["silent-0"])
+        XCTAssertEqual(run.metrics[0].fit.map(\.client), ["mnist-0", "svhn-0"])
+        XCTAssertEqual(run.metrics[0].dropped, ["silent-0"])
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(20))
+    }
+
+    func testResumedRunEqualsAnUninterruptedOneAndRunsAreReproducible() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fedkit-resume-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clients: [(String, Digits5.Domain, Int)] = [("mnist-0", .mnist, 20), ("svhn-0", .svhn, 30)]
+        let full = try await federate(config(.fedavg, norm: .batch, rounds: 4, clients: 2), clients: clients)
+        let again = try await federate(config(.fedavg, norm: .batch, rounds: 4, clients: 2), clients: clients)
+        XCTAssertEqual(full.metrics, again.metrics, "same seed and configuration, different metrics")
+        // Stop after round 2, start again with the same state directory.
+        _ = try await federate(config(.fedavg, norm: .batch, rounds: 2, clients: 2, stateDirectory: dir), clients: clients)
+        let resumed = try await federate(config(.fedavg, norm: .batch, rounds: 4, clients: 2, stateDirectory: dir), clients: clients)
+        XCTAssertEqual(resumed.metrics.map(\.round), [1, 2, 3, 4])
+        XCTAssertEqual(resumed.metrics, full.metrics)
+        for (name, t) in full.global.entries { XCTAssertEqual(resumed.global[name]!.values, t.values, name) }
+        let lines = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 4)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/final-model.fkt"))
+    }
+}
