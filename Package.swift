@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "fed-server", targets: ["fed-server"]),
         .executable(name: "fed-client", targets: ["fed-client"]),
+        .executable(name: "fed-sim", targets: ["fed-sim"]),
         .executable(name: "fed-bench", targets: ["fed-bench"]),
     ],
     dependencies: [
@@ -19,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
@@ -59,6 +61,9 @@ let package = Package(
             "Federated", "Data", "NN", "Transport", "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
         ]),
         // Thin executables.
         .executableTarget(name: "fed-server", dependencies: [
@@ -71,6 +76,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "fed-sim", dependencies: [
+            "FedKitCLI", "Federated", "Data", "NN",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fed-bench", dependencies: [
             "FedKitCLI", "NN", "Data", "Wire", "Transport",

@@ -16,6 +16,8 @@ public struct CoordinatorConfiguration: Sendable {
     /// Fewest clients a round trains with: it waits for this many to connect, and
     /// aggregates only when at least this many updates arrived (else it retries).
     public var minFitClients: Int = 1
+    /// Clients that must be connected before the first round starts (default: `minFitClients`).
+    public var minClients: Int?
     /// Seconds a round waits for its clients' results before closing with those it has.
     public var roundTimeout: Double = 600
     /// Evaluate every N rounds (the last round is always evaluated).
@@ -46,6 +48,7 @@ public struct CoordinatorConfiguration: Sendable {
         guard rounds >= 1 else { throw bad("--rounds (\(rounds)) must be at least 1") }
         guard fraction > 0 && fraction <= 1 else { throw bad("--fraction (\(fraction)) must be in (0, 1]") }
         guard minFitClients >= 1 else { throw bad("--min-fit-clients (\(minFitClients)) must be at least 1") }
+        if let m = minClients, m < minFitClients { throw bad("--min-clients (\(m)) is below --min-fit-clients (\(minFitClients))") }
         guard roundTimeout > 0 else { throw bad("--round-timeout (\(roundTimeout)) must be positive") }
         guard evaluateEvery >= 1 else { throw bad("--evaluate-every (\(evaluateEvery)) must be at least 1") }
         guard training.epochs >= 1 else { throw bad("--epochs (\(training.epochs)) must be at least 1") }
@@ -276,9 +279,10 @@ public actor Coordinator {
         let fitStart = ContinuousClock.now
         while true {
             attempts += 1
-            while clients.count < configuration.minFitClients {
+            let needed = round == completedRound + 1 && attempts == 1 ? (configuration.minClients ?? configuration.minFitClients) : configuration.minFitClients
+            while clients.count < needed {
                 guard ContinuousClock.now < connectDeadline else {
-                    throw FederatedError.quorumNotMet(round: round, answered: clients.count, required: configuration.minFitClients)
+                    throw FederatedError.quorumNotMet(round: round, answered: clients.count, required: needed)
                 }
                 try await Task.sleep(for: .milliseconds(50))
             }

@@ -21,6 +21,7 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Rounds to run.") var rounds: Int?
     @Option(help: "Fraction of connected clients sampled each round.") var fraction: Double?
     @Option(help: "Clients needed to start a round and to aggregate it.") var minFitClients: Int?
+    @Option(help: "Clients that must be connected before the first round (default: --min-fit-clients).") var minClients: Int?
     @Option(help: "Seconds a round waits for results before closing with those it has.") var roundTimeout: Double?
     @Option(help: "Seconds to wait for --min-fit-clients clients to connect.") var connectTimeout: Double?
     @Option(help: "Evaluate every N rounds (the last round always).") var evaluateEvery: Int?
@@ -46,6 +47,7 @@ struct FedServer: AsyncParsableCommand {
         var c = CoordinatorConfiguration(strategy: kind, model: try model.spec(strategy: kind, file), rounds: try file.resolve(rounds, "rounds", 100))
         c.fraction = try file.resolve(fraction, "fraction", 1.0)
         c.minFitClients = try file.resolve(minFitClients, "min-fit-clients", 1)
+        c.minClients = try file.resolve(minClients, "min-clients")
         c.roundTimeout = try file.resolve(roundTimeout, "round-timeout", 600)
         c.connectTimeout = try file.resolve(connectTimeout, "connect-timeout", 600)
         c.evaluateEvery = try file.resolve(evaluateEvery, "evaluate-every", 1)

@@ -1,0 +1,218 @@
+import ArgumentParser
+import Data
+import FedKitCLI
+import Federated
+import Foundation
+import NN
+
+/// `fed-sim`: a whole federation as real processes on this machine, and who won.
+@main
+struct FedSim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fed-sim",
+        abstract: "Run a federation locally (one fed-server and one fed-client process per client, mutual TLS on loopback) and report per-domain accuracy.",
+        subcommands: [Run.self, Compare.self])
+}
+
+/// Named starting points; every value can be overridden by a flag.
+enum Preset: String, ExpressibleByArgument, CaseIterable {
+    /// The FedBN/FedWon Digits-Five protocol: 5 clients (one per domain), 743 training images each, batch 32, lr 0.01, 1 epoch, 100 rounds, the full digit model.
+    case digits5
+    /// Small enough for about a minute per strategy here: a narrower digit model, 400 images per client, 12 rounds.
+    case digits5Quick = "digits5-quick"
+
+    var rounds: Int { self == .digits5 ? 100 : 12 }
+    var trainCount: Int { self == .digits5 ? Digits5.protocolTrainCount : 4000 }
+    var testCount: Int { self == .digits5 ? Digits5.protocolTestCount : 500 }
+    var widths: [Int]? { self == .digits5 ? nil : [32, 32, 64, 256, 128] }
+    var learningRate: Float { self == .digits5 ? 0.01 : 0.05 }
+}
+
+struct SimOptions: ParsableArguments {
+    @Option(help: "Preset: digits5 (the papers' protocol) or digits5-quick.") var preset: Preset = .digits5Quick
+    @Option(help: "Output directory (metrics, logs, summary.json, report.html).") var out: String = "fed-sim-out"
+    @Option(help: "Rounds (default: the preset's).") var rounds: Int?
+    @Option(help: "Comma-separated domains (default: mnist,svhn,usps,synth,mnistm, or every folder of --data).") var domains: String?
+    @Option(help: "A multi-domain dataset folder (one sub-folder per domain with train and test files); default: the built-in digits5.") var data: String?
+    @Option(help: "Partition: domain (one client per domain) or domain:K (K clients per domain).") var partition: String = "domain"
+    @Option(help: "Fraction of each domain's training split used (FedBN: 0.1).") var dataFraction: Double = 0.1
+    @Option(help: "digits5: training images generated per domain (before --data-fraction).") var trainCount: Int?
+    @Option(help: "digits5: test images per domain.") var testCount: Int?
+    @Option(help: "Local batch size.") var batch: Int = 32
+    @Option(help: "Local learning rate (default: the preset's).") var lr: Float?
+    @Option(help: "Local epochs per round.") var epochs: Int = 1
+    @Option(help: "AGC λ for fedwon (default 0.16).") var agcLambda: Float?
+    @Option(help: "FedProx μ (default 0.01).") var fedproxMu: Float?
+    @Option(help: "Model architecture.") var model: Architecture = .digitCNN
+    @Option(help: "Comma-separated widths (default: the preset's).") var widths: String?
+    @Option(help: "Norm for fedavg and fedprox (fedbn uses batch, fedwon none).") var norm: Norm = .batch
+    @Option(help: "Fraction of clients sampled per round.") var fraction: Double = 1
+    @Option(help: "Seed of data, sampling and shuffling.") var seed: UInt64 = 1
+    @Option(help: "BLAS threads per child process.") var threads: Int = 1
+    @Option(help: "Seconds a round waits for its clients.") var roundTimeout: Double = 600
+
+    func validate() throws {
+        if let r = rounds, r < 1 { throw ValidationError("--rounds (\(r)) must be at least 1") }
+        guard batch >= 1 else { throw ValidationError("--batch (\(batch)) must be at least 1") }
+        guard dataFraction > 0 && dataFraction <= 1 else { throw ValidationError("--data-fraction (\(dataFraction)) must be in (0, 1]") }
+        guard threads >= 1 else { throw ValidationError("--threads (\(threads)) must be at least 1") }
+        _ = try clientsPerDomain()
+    }
+
+    func clientsPerDomain() throws -> Int {
+        if partition == "domain" { return 1 }
+        if partition.hasPrefix("domain:"), let k = Int(partition.dropFirst(7)), k >= 1 { return k }
+        throw ValidationError("--partition (\(partition)) must be domain or domain:K with K ≥ 1")
+    }
+
+    func domainList() throws -> [String] {
+        if let d = domains { return d.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        if let folder = data {
+            let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter {
+                var dir: ObjCBool = false
+                return FileManager.default.fileExists(atPath: "\(folder)/\($0)", isDirectory: &dir) && dir.boolValue
+            }.sorted()
+            guard !names.isEmpty else { throw ValidationError("--data \(folder) has no domain sub-folders") }
+            return names
+        }
+        return Digits5.Domain.allCases.map(\.rawValue)
+    }
+
+    func plan(_ strategy: StrategyKind) throws -> SimulationPlan {
+        let w = try widths.map { text -> [Int] in
+            let v = text.split(separator: ",").compactMap { Int($0) }
+            guard !v.isEmpty, v.allSatisfy({ $0 > 0 }) else { throw ValidationError("--widths (\(text)) must be comma-separated positive integers") }
+            return v
+        } ?? (model == .digitCNN ? preset.widths : nil)
+        let n: Norm = strategy == .fedwon ? .none : strategy == .fedbn ? .batch : norm
+        var t = TrainingSettings()
+        t.batchSize = batch; t.learningRate = lr ?? preset.learningRate; t.epochs = epochs; t.seed = seed
+        if strategy == .fedwon { t.agcLambda = agcLambda ?? 0.16 }
+        if strategy == .fedprox { t.proximalMu = fedproxMu ?? 0.01 }
+        var p = SimulationPlan(strategy: strategy, model: ModelSpec(architecture: model, norm: n, widths: w, groups: 32, seed: seed),
+                               rounds: rounds ?? preset.rounds, training: t, domains: try domainList())
+        p.dataFolder = data
+        p.clientsPerDomain = try clientsPerDomain()
+        p.dataFraction = dataFraction
+        p.trainCount = trainCount ?? preset.trainCount
+        p.testCount = testCount ?? preset.testCount
+        p.dataSeed = seed
+        p.fraction = fraction
+        p.threadsPerProcess = threads
+        p.roundTimeout = roundTimeout
+        return p
+    }
+
+    var configuration: [String: String] {
+        ["preset": preset.rawValue, "batch": String(batch), "lr": String(lr ?? preset.learningRate), "epochs": String(epochs),
+         "rounds": String(rounds ?? preset.rounds), "partition": partition, "data": data ?? "digits5 (built-in)",
+         "data_fraction": String(dataFraction), "seed": String(seed), "model": model.rawValue,
+         "widths": widths ?? preset.widths.map { $0.map(String.init).joined(separator: ",") } ?? "standard",
+         "agc_lambda (fedwon)": String(agcLambda ?? 0.16), "threads_per_process": String(threads)]
+    }
+
+    /// Runs `strategies` one after another on identical data and seeds, then writes the summary and report.
+    func simulate(_ strategies: [StrategyKind]) throws {
+        let binaries = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+            .deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let certs = "\(out)/certs"
+        let allClients = try plan(strategies[0]).clients.map(\.name)
+        try EphemeralCertificates.write(to: certs, clients: allClients)
+        var results: [SimulationResult] = []
+        var skipped: [String: String] = [:]
+        for s in strategies {
+            let p = try plan(s)
+            if p.training.batchSize == 1 && p.model.norm == .batch {
+                let reason = "batch size 1 cannot train BatchNorm (batch statistics need at least 2 examples); FedWon's normalization-free model can"
+                skipped[s.rawValue] = reason
+                Console.line("\(s.rawValue): skipped — \(reason)")
+                continue
+            }
+            Console.line("\(s.rawValue): \(p.clients.count) clients, \(p.model.architecture.rawValue)/\(p.model.norm.rawValue), \(p.rounds) rounds")
+            let sim = Simulator(plan: p, directory: "\(out)/\(s.rawValue)", certificates: certs, binaries: binaries)
+            let terminal = isatty(1) == 1
+            let total = p.rounds
+            sim.onProgress = { line in
+                if terminal, line.hasPrefix("round "), let r = Int(line.dropFirst(6).prefix { $0.isNumber }) {
+                    let filled = Int(Double(r) / Double(total) * 30)
+                    Console.line("  [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: 30 - filled))] \(line)")
+                } else {
+                    Console.line("  \(line)")
+                }
+            }
+            SignalGuard.shared.current = sim
+            let result = try sim.run()
+            SignalGuard.shared.current = nil
+            results.append(result)
+        }
+        guard !results.isEmpty else { throw ValidationError("no strategy could run: \(skipped.map { "\($0.key): \($0.value)" }.joined(separator: "; "))") }
+        let config = configuration
+        try AtomicWrite.write(SimulationReport.summaryJSON(results, skipped: skipped, config: config), to: "\(out)/summary.json")
+        var samples: [Dataset] = []
+        if data == nil {
+            samples = try domainList().compactMap { Digits5.Domain(rawValue: $0) }.map { Digits5.generate(domain: $0, count: 40, seed: seed, split: .test) }
+        }
+        try AtomicWrite.write(Data(SimulationReport.html(results, skipped: skipped, config: config, samples: samples).utf8), to: "\(out)/report.html")
+        Console.line("\nFinal test accuracy (last round):\n" + SimulationReport.table(results))
+        Console.line("\nwrote \(out)/summary.json and \(out)/report.html")
+    }
+}
+
+enum AtomicWrite {
+    static func write(_ data: Data, to path: String) throws { try AtomicFile.write(data, to: path) }
+}
+
+/// Stops every child process on Ctrl-C or SIGTERM, so no process outlives fed-sim.
+final class SignalGuard: @unchecked Sendable {
+    static let shared = SignalGuard()
+    private let lock = NSLock()
+    private var _current: Simulator?
+    private var sources: [DispatchSourceSignal] = []
+    var current: Simulator? {
+        get { lock.lock(); defer { lock.unlock() }; return _current }
+        set { lock.lock(); _current = newValue; lock.unlock() }
+    }
+
+    func install() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { [weak self] in
+                self?.current?.terminateAll()
+                FileHandle.standardError.write(Data("\nfed-sim: interrupted; every child process was stopped\n".utf8))
+                exit(130)
+            }
+            s.resume()
+            sources.append(s)
+        }
+    }
+}
+
+extension FedSim {
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run one strategy.")
+        @Option(help: "Strategy: fedavg, fedbn, fedwon or fedprox.") var strategy: StrategyKind = .fedwon
+        @OptionGroup var options: SimOptions
+        func run() throws {
+            SignalGuard.shared.install()
+            do { try options.simulate([strategy]) } catch let e as SimulationError { throw ValidationError(e.description) }
+        }
+    }
+
+    struct Compare: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run several strategies on identical data and seeds and compare them per domain.")
+        @Option(help: "Comma-separated strategies.") var strategies: String = "fedavg,fedbn,fedwon"
+        @OptionGroup var options: SimOptions
+        func run() throws {
+            let kinds = try strategies.split(separator: ",").map { name -> StrategyKind in
+                guard let k = StrategyKind(rawValue: String(name)) else {
+                    throw ValidationError("--strategies: unknown strategy \(name); expected \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return k
+            }
+            SignalGuard.shared.install()
+            do { try options.simulate(kinds) } catch let e as SimulationError { throw ValidationError(e.description) }
+        }
+    }
+}
