@@ -82,7 +82,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fed-bench", dependencies: [
-            "FedKitCLI", "NN", "Data", "Wire", "Transport",
+            "FedKitCLI", "Federated", "CBLAS", "NN", "Data", "Wire", "Transport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimized),
 

@@ -43,9 +43,7 @@ public final class WeightedAverage {
             }
             let finite = t.bytes.withUnsafeBytes { raw -> Bool in
                 let p = raw.bindMemory(to: Float.self)
-                var acc: Float = 0
-                for v in p { acc += v * 0 }   // NaN or ±Inf make the sum NaN
-                return !acc.isNaN
+                return Reductions.allFinite(p.baseAddress!, count: p.count)
             }
             guard finite else { throw bad("tensor \(t.name) contains NaN or infinite values") }
         }
@@ -61,11 +59,19 @@ public final class WeightedAverage {
             throw FederatedError.badUpdate(client: client, round: round, reason: "weight (examples) \(weight) must be positive")
         }
         try validate(tensors, client: client, round: round)
+        let first = contributors.isEmpty
+        let w = Float(weight)
         for t in tensors {
             let sum = sums[index[t.name]!]
             t.bytes.withUnsafeBytes { raw in
-                let p = raw.bindMemory(to: Float.self)
-                cblas_saxpy(Int32(sum.count), Float(weight), p.baseAddress!, 1, sum.data, 1)
+                let p = raw.bindMemory(to: Float.self).baseAddress!
+                if first {
+                    // The first update initializes the sum: no read of a zeroed buffer.
+                    let dst = sum.data
+                    for i in 0..<sum.count { dst[i] = w * p[i] }
+                } else {
+                    cblas_saxpy(Int32(sum.count), w, p, 1, sum.data, 1)
+                }
             }
         }
         totalWeight += weight
@@ -73,14 +79,17 @@ public final class WeightedAverage {
     }
 
     /// The weighted average of everything added (nil when nothing was).
+    ///
+    /// Divides the sums in place and hands them over without copying: call it once,
+    /// after the last `add`.
     public func result() -> StateDictionary? {
         guard totalWeight > 0 else { return nil }
         var d = StateDictionary()
         for (i, entry) in template.enumerated() {
-            let t = sums[i].copy()
-            t.scale(by: Float(1 / totalWeight))
-            d[entry.name] = t
+            sums[i].scale(by: Float(1 / totalWeight))
+            d[entry.name] = sums[i]
         }
+        totalWeight = 0
         return d
     }
 }

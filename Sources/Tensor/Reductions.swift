@@ -38,6 +38,25 @@ public enum Reductions {
     }
 }
 
+extension Reductions {
+    /// Whether every x[i] is finite (no NaN, no ±Inf): x − x is 0 for finite values and NaN otherwise.
+    @inlinable
+    public static func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool {
+        var acc = SIMD8<Float>()
+        var i = 0
+        let raw = UnsafeRawPointer(x)
+        while i + 8 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            acc += v - v
+            i += 8
+        }
+        var s: Float = 0
+        for lane in 0..<8 { s += acc[lane] }
+        while i < count { s += x[i] - x[i]; i += 1 }
+        return s == 0
+    }
+}
+
 extension Reference {
     /// Σ x[i], accumulated in Double one element at a time.
     public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Double {

@@ -1,0 +1,55 @@
+import ArgumentParser
+import CBLAS
+import Federated
+import Foundation
+import NN
+import Tensor
+import Wire
+
+/// `fed-bench aggregate`: the server's streaming FedAvg against a plain read of the same bytes.
+struct AggregateBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aggregate",
+        abstract: "Time to validate and fold K full digit-model updates into the streaming average, against one read of them.")
+
+    @Option(help: "Number of client updates.") var clients = 5
+    @Option(help: "Repetitions (the best is reported).") var repeats = 5
+    @Flag(help: "Print one JSON object per line.") var json = false
+
+    func run() throws {
+        BLAS.setThreads(1)
+        let model = try ModelSpec.digitCNN(norm: .batch).build()
+        var rng = SeededGenerator(seed: 1)
+        for e in model.entries { e.value.fillNormal(std: 0.01, using: &rng) }
+        let template = model.entries.map { ($0.name, $0.value.shape) }
+        let updates = (0..<clients).map { _ in model.wireTensors { _ in true } }
+        let bytes = updates.reduce(0) { $0 + $1.reduce(0) { $0 + $1.bytes.count } }
+        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        var bestRead = Double.infinity, bestAggregate = Double.infinity
+        var checksum: Float = 0
+        for _ in 0..<repeats {
+            var t = now()
+            for u in updates {
+                for w in u {
+                    checksum += w.bytes.withUnsafeBytes { raw in
+                        let p = raw.bindMemory(to: Float.self)
+                        return Float(Reductions.sum(p.baseAddress!, count: p.count))
+                    }
+                }
+            }
+            bestRead = min(bestRead, now() - t)
+            t = now()
+            let avg = WeightedAverage(template: template)
+            for (i, u) in updates.enumerated() { try avg.add(u, weight: Double(100 + i), client: "c\(i)", round: 1) }
+            _ = avg.result()
+            bestAggregate = min(bestAggregate, now() - t)
+        }
+        let mb = Double(bytes) / 1e6
+        if json {
+            print(#"{"bench":"aggregate","clients":\#(clients),"mb":\#(round2(mb)),"read_ms":\#(round2(bestRead * 1000)),"aggregate_ms":\#(round2(bestAggregate * 1000)),"ratio":\#(round2(bestAggregate / bestRead))}"#)
+        } else {
+            print(String(format: "%d updates, %.0f MB: one read %.1f ms (%.1f GB/s); validate + fold + average %.1f ms; ratio %.2f (checksum %g)",
+                         clients, mb, bestRead * 1000, mb / 1000 / bestRead, bestAggregate * 1000, bestAggregate / bestRead, checksum))
+        }
+    }
+}
