@@ -42,7 +42,7 @@ struct Painter {
         canvas = Canvas(width: Painter.side, height: Painter.side)
         let pose = Pose(center: Point(s / 2 + Float(rng.nextGaussian()) * 0.8, s / 2 + Float(rng.nextGaussian()) * 0.8),
                         height: rng.uniform(17, 21), aspect: rng.uniform(0.55, 0.85),
-                        slant: rng.uniform(-0.35, 0.35), rotation: rng.uniform(-0.2, 0.2), jitter: rng.uniform(0.015, 0.05))
+                        slant: rng.uniform(-0.2, 0.4), rotation: rng.uniform(-0.2, 0.2), jitter: rng.uniform(0.015, 0.05))
         let glyph = pick(Glyphs.handwritten[digit], &rng)
         let pen = rng.uniform(2.2, 3.8)
         for stroke in place(glyph, pose, &rng) { canvas.stroke(stroke, penWidth: pen, softness: 1.5) }
@@ -70,7 +70,7 @@ struct Painter {
                         height: rng.uniform(13, 15.5), aspect: rng.uniform(0.75, 1.0),
                         slant: rng.uniform(-0.25, 0.25), rotation: rng.uniform(-0.12, 0.12), jitter: rng.uniform(0.01, 0.04))
         let glyph = pick(Glyphs.handwritten[digit], &rng)
-        let pen = rng.uniform(1.7, 2.6)
+        let pen = rng.uniform(2.0, 3.0)
         for stroke in place(glyph, pose, &rng) { c16.stroke(stroke, penWidth: pen, softness: 1.0) }
         let gain = rng.uniform(0.75, 1.0)
         let up = resizeBilinear(c16.values, width: small, height: small, toWidth: Painter.side, height: Painter.side)
@@ -248,7 +248,7 @@ struct Painter {
     mutating func texture(_ rng: inout SeededGenerator) {
         let n = Painter.side, plane = n * n
         for k in 0..<(3 * plane) { rgb[k] = 0 }
-        let octaves: [(Int, Float)] = [(2 + rng.nextInt(below: 4), 1), (5 + rng.nextInt(below: 4), rng.uniform(0.15, 0.4))]
+        let octaves: [(Int, Float)] = [(2 + rng.nextInt(below: 4), 1), (5 + rng.nextInt(below: 4), rng.uniform(0.1, 0.3))]
         var total: Float = 0
         for (g, amp) in octaves {
             total += amp
@@ -268,8 +268,16 @@ struct Painter {
                 }
             }
         }
-        let contrast = rng.uniform(1.6, 2.6)
-        for k in 0..<(3 * plane) { rgb[k] = min(max(0.5 + (rgb[k] / total - 0.5) * contrast, 0), 1) }
+        // Natural-image-like: moderate contrast, colours partly desaturated.
+        let contrast = rng.uniform(1.3, 2.2), saturation = rng.uniform(0.35, 0.9)
+        for k in 0..<plane {
+            let r = rgb[k] / total, g = rgb[plane + k] / total, b = rgb[2 * plane + k] / total
+            let l = 0.299 * r + 0.587 * g + 0.114 * b
+            for (c, v) in [r, g, b].enumerated() {
+                let mixed = l + (v - l) * saturation
+                rgb[c * plane + k] = min(max(0.5 + (mixed - 0.5) * contrast, 0), 1)
+            }
+        }
         if rng.nextFloat() < 0.4 {  // stripes or ripples, as in bark, fabric, water
             let f = Point(rng.uniform(-1.2, 1.2), rng.uniform(-1.2, 1.2))
             let phase = rng.uniform(0, 2 * .pi), amp = rng.uniform(0.1, 0.3)
