@@ -68,6 +68,16 @@ public struct ClientPartition: Sendable, Equatable {
     public var domain: String
     /// Indices into the domain's training split, ascending.
     public var trainIndices: [Int]
+
+    /// The client's training images, copied out of its domain's training split.
+    public func trainingData(_ domains: [DomainData]) -> Dataset {
+        domains[domainIndex].train.subset(trainIndices)
+    }
+
+    /// The client's test set: its domain's whole test split.
+    public func testData(_ domains: [DomainData]) -> Dataset {
+        domains[domainIndex].test
+    }
 }
 
 /// Splits multi-domain training data among clients.

@@ -112,6 +112,8 @@ final class PartitionTests: XCTestCase {
     func testSummaryListsClientsAndHistograms() throws {
         let domains = Digits5.makeDomains([.mnist, .svhn], trainCount: 40, testCount: 20, seed: 1)
         let clients = try Partitioner.partition(domains, spec: .domain(clientsPerDomain: 2), seed: 1)
+        XCTAssertEqual(clients[3].trainingData(domains), domains[1].train.subset(clients[3].trainIndices))
+        XCTAssertEqual(clients[3].testData(domains), domains[1].test)
         let text = Partitioner.summary(clients, domains: domains)
         XCTAssertTrue(text.contains("svhn-1"), text)
         XCTAssertTrue(text.contains("4 clients, 80 training examples"), text)
