@@ -84,6 +84,10 @@ public struct ClientPartition: Sendable, Equatable {
 public enum Partitioner {
     /// Assigns training samples to clients.
     ///
+    /// A domain's split depends only on the seed, the domain's name and its labels,
+    /// not on which other domains are listed: a client daemon that loads only its own
+    /// domain gets the same indices as a whole-federation simulation.
+    ///
     /// First, if `fraction` < 1, each domain keeps a stratified random
     /// ⌊fraction × n⌋ of its training samples (FedBN uses 10%: 743 of 7,438). Then each
     /// domain's kept samples are split among its clients per `spec`. Every kept
@@ -114,7 +118,9 @@ public enum Partitioner {
         }
         var clients: [ClientPartition] = []
         for (d, labels) in trainLabels.enumerated() {
-            var rng = SeededGenerator(seed: mixSeed(seed, UInt64(d), 0xFA27))
+            // Seeded by the domain's name, not its position: a client that loads only
+            // its own domain computes the same partition as a full simulation.
+            var rng = SeededGenerator(seed: mixSeed(seed, stableHash(domainNames[d]), 0xFA27))
             let kept = fraction < 1 ? stratifiedSample(labels, fraction: fraction, rng: &rng) : Array(labels.indices)
             guard kept.count >= k else {
                 throw DataError.invalidSpec(value: spec.description,

@@ -36,6 +36,14 @@ func mixSeed(_ words: UInt64...) -> UInt64 {
     return h
 }
 
+/// FNV-1a hash of a string's UTF-8 bytes: stable across runs and machines (unlike
+/// `hashValue`), for seeding by name.
+func stableHash(_ text: String) -> UInt64 {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+    return h
+}
+
 /// A deterministic random number generator (xoshiro256**, Blackman & Vigna 2018)
 /// seeded from one 64-bit value through SplitMix64.
 ///
