@@ -23,6 +23,7 @@ struct Painter {
     /// Output, 3×28×28, values in [0, 1].
     var rgb = [Float](repeating: 0, count: 3 * side * side)
     var canvas = Canvas(width: side, height: side)
+    var scratch = [Float](repeating: 0, count: 3 * side * side)
 
     mutating func draw(domain: Digits5.Domain, digit: Int, rng: inout SeededGenerator) {
         switch domain {
@@ -127,16 +128,10 @@ struct Painter {
         }
         let noise = rng.uniform(0.01, 0.04)
         for k in 0..<(3 * plane) { rgb[k] += noise * 3.464 * (rng.nextFloat() - 0.5) }  // uniform, variance noise²
-        // Low resolution and blur.
-        let low = 14 + rng.nextInt(below: 7)
-        let sigma = rng.uniform(0.3, 0.8)
-        for c in 0..<3 {
-            var ch = Array(rgb[c * plane ..< (c + 1) * plane])
-            ch = resizeBilinear(ch, width: Painter.side, height: Painter.side, toWidth: low, height: low)
-            ch = resizeBilinear(ch, width: low, height: low, toWidth: Painter.side, height: Painter.side)
-            gaussianBlur(&ch, width: Painter.side, height: Painter.side, sigma: sigma)
-            for k in 0..<plane { rgb[c * plane + k] = min(max(ch[k], 0), 1) }
-        }
+        // Low resolution and blur: one precomputed separable operator per choice.
+        let op = degradeOperators[rng.nextInt(below: 7)][rng.nextInt(below: 6)]
+        op.apply(&rgb, planes: 3, side: Painter.side, scratch: &scratch)
+        for k in 0..<(3 * plane) { rgb[k] = min(max(rgb[k], 0), 1) }
     }
 
     /// Synthetic printed digits: varied weight, size, colours and backgrounds, small
@@ -292,4 +287,98 @@ struct Painter {
     }
 
     @inline(__always) func smooth(_ t: Float) -> Float { t * t * (3 - 2 * t) }
+}
+
+/// A separable linear image operator given by a banded 1-D matrix M (out = M·X·Mᵀ):
+/// here bilinear downsampling to `low` pixels, bilinear upsampling back, then a
+/// Gaussian blur — SVHN's low resolution and softness in one pass.
+struct BandedOperator {
+    /// For output index i: first input index and weights of the band.
+    var start: [Int]
+    var weights: [[Float]]
+
+    init(matrix m: [[Float]]) {
+        start = []
+        weights = []
+        for row in m {
+            let nz = row.indices.filter { abs(row[$0]) > 1e-6 }
+            let a = nz.first ?? 0, b = nz.last ?? 0
+            start.append(a)
+            weights.append(Array(row[a...b]))
+        }
+    }
+
+    /// Applies the operator to `planes` side×side planes stored back to back.
+    func apply(_ x: inout [Float], planes: Int, side n: Int, scratch: inout [Float]) {
+        let plane = n * n
+        x.withUnsafeMutableBufferPointer { v in
+            scratch.withUnsafeMutableBufferPointer { t in
+                for p in 0..<planes {
+                    let o = p * plane
+                    // Rows: t[y, i] = sum_j M[i, j] v[y, j]
+                    for y in 0..<n {
+                        for i in 0..<n {
+                            var acc: Float = 0
+                            let w = weights[i], s0 = start[i]
+                            for k in 0..<w.count { acc += w[k] * v[o + y * n + s0 + k] }
+                            t[o + y * n + i] = acc
+                        }
+                    }
+                    // Columns: v[i, x] = sum_j M[i, j] t[j, x]
+                    for i in 0..<n {
+                        let w = weights[i], s0 = start[i]
+                        for xx in 0..<n {
+                            var acc: Float = 0
+                            for k in 0..<w.count { acc += w[k] * t[o + (s0 + k) * n + xx] }
+                            v[o + i * n + xx] = acc
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The 1-D matrix of a bilinear resize from `from` to `to` samples (pixel centres aligned).
+private func resizeMatrix(from: Int, to: Int) -> [[Float]] {
+    var m = [[Float]](repeating: [Float](repeating: 0, count: from), count: to)
+    let scale = Float(from) / Float(to)
+    for i in 0..<to {
+        let f = max(0, (Float(i) + 0.5) * scale - 0.5)
+        let a = min(Int(f), from - 1), b = min(a + 1, from - 1)
+        let w = f - Float(a)
+        m[i][a] += 1 - w
+        m[i][b] += w
+    }
+    return m
+}
+
+/// The 1-D matrix of a Gaussian blur with clamped edges.
+private func blurMatrix(size: Int, sigma: Float) -> [[Float]] {
+    let radius = max(1, Int((2.5 * sigma).rounded(.up)))
+    var kernel = (-radius...radius).map { k in expf(-Float(k * k) / (2 * sigma * sigma)) }
+    let total = kernel.reduce(0, +)
+    kernel = kernel.map { $0 / total }
+    var m = [[Float]](repeating: [Float](repeating: 0, count: size), count: size)
+    for i in 0..<size {
+        for k in -radius...radius { m[i][min(max(i + k, 0), size - 1)] += kernel[k + radius] }
+    }
+    return m
+}
+
+private func multiply(_ a: [[Float]], _ b: [[Float]]) -> [[Float]] {
+    let n = a.count, m = b[0].count, inner = b.count
+    var out = [[Float]](repeating: [Float](repeating: 0, count: m), count: n)
+    for i in 0..<n { for k in 0..<inner where a[i][k] != 0 { for j in 0..<m { out[i][j] += a[i][k] * b[k][j] } } }
+    return out
+}
+
+/// SVHN degradations: resolution 14…20 pixels × blur sigma 0.3…0.8.
+let degradeOperators: [[BandedOperator]] = (14...20).map { low in
+    let down = resizeMatrix(from: Digits5.imageSide, to: low)
+    let up = resizeMatrix(from: low, to: Digits5.imageSide)
+    let resample = multiply(up, down)
+    return (0..<6).map { s in
+        BandedOperator(matrix: multiply(blurMatrix(size: Digits5.imageSide, sigma: 0.3 + 0.1 * Float(s)), resample))
+    }
 }
