@@ -88,7 +88,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     /// the small n used here).
     @inlinable
     public mutating func nextInt(below n: Int) -> Int {
-        precondition(n > 0, "nextInt(below:) needs a positive bound")
+        precondition(n > 0 && n <= Int(UInt32.max), "nextInt(below:) needs a bound in 1...2^32-1")
         return Int((UInt64(UInt32(truncatingIfNeeded: next() >> 32)) &* UInt64(n)) >> 32)
     }
 
