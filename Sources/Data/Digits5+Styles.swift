@@ -116,13 +116,13 @@ struct Painter {
         let spot = Point(rng.uniform(0, s), rng.uniform(0, s))
         let spotGain = rng.uniform(-0.25, 0.35)
         let plane = Painter.side * Painter.side
-        let ca = cosf(angle), sa = sinf(angle)
+        let ca = pcos(angle), sa = psin(angle)
         for y in 0..<Painter.side {
             for x in 0..<Painter.side {
                 let u = (Float(x) - s / 2) / s, v = (Float(y) - s / 2) / s
                 let d = Point(Float(x), Float(y)) - spot
                 let light = 1 + ramp * (u * ca + v * sa)
-                    + spotGain * expf(-(d * d).sum() / (2 * 64))
+                    + spotGain * pexp(-(d * d).sum() / (2 * 64))
                 for c in 0..<3 { rgb[c * plane + y * Painter.side + x] *= light }
             }
         }
@@ -184,12 +184,12 @@ struct Painter {
             }
         }
         let w = pose.height * pose.aspect, h = pose.height
-        let cr = cosf(pose.rotation), sr = sinf(pose.rotation)
+        let cr = pcos(pose.rotation), sr = psin(pose.rotation)
         return glyph.strokes.map { stroke in
             stroke.map { p in
                 var q = p
                 for (f, phase, amp, axis) in waves {
-                    q[axis] += amp * sinf((f * p).sum() + phase)
+                    q[axis] += amp * psin((f * p).sum() + phase)
                 }
                 var x = (q.x - 0.5) * w, y = (q.y - 0.5) * h
                 x -= pose.slant * y
@@ -221,7 +221,7 @@ struct Painter {
     /// the canvas coverage.
     mutating func compose(bg: SIMD3<Float>, fg: SIMD3<Float>, bg2: SIMD3<Float>?, gradientAngle: Float = 0) {
         let n = Painter.side, plane = n * n
-        let ca = cosf(gradientAngle), sa = sinf(gradientAngle)
+        let ca = pcos(gradientAngle), sa = psin(gradientAngle)
         for y in 0..<n {
             for x in 0..<n {
                 let k = y * n + x
@@ -279,7 +279,7 @@ struct Painter {
             let tint = SIMD3(rng.nextFloat(), rng.nextFloat(), rng.nextFloat())
             for y in 0..<n {
                 for x in 0..<n {
-                    let v = amp * sinf(f.x * Float(x) + f.y * Float(y) + phase)
+                    let v = amp * psin(f.x * Float(x) + f.y * Float(y) + phase)
                     for c in 0..<3 { rgb[c * plane + y * n + x] = min(max(rgb[c * plane + y * n + x] + v * tint[c], 0), 1) }
                 }
             }
@@ -356,7 +356,7 @@ private func resizeMatrix(from: Int, to: Int) -> [[Float]] {
 /// The 1-D matrix of a Gaussian blur with clamped edges.
 private func blurMatrix(size: Int, sigma: Float) -> [[Float]] {
     let radius = max(1, Int((2.5 * sigma).rounded(.up)))
-    var kernel = (-radius...radius).map { k in expf(-Float(k * k) / (2 * sigma * sigma)) }
+    var kernel = (-radius...radius).map { k in pexp(-Float(k * k) / (2 * sigma * sigma)) }
     let total = kernel.reduce(0, +)
     kernel = kernel.map { $0 / total }
     var m = [[Float]](repeating: [Float](repeating: 0, count: size), count: size)

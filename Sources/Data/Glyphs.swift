@@ -20,7 +20,7 @@ private func arc(_ cx: Float, _ cy: Float, _ rx: Float, _ ry: Float,
     let n = steps > 0 ? steps : max(4, Int(abs(a1 - a0) / 15))
     return (0...n).map { k in
         let a = (a0 + (a1 - a0) * Float(k) / Float(n)) * .pi / 180
-        return Point(cx + rx * _cos(a), cy + ry * _sin(a))
+        return Point(cx + rx * pcos(a), cy + ry * psin(a))
     }
 }
 
@@ -98,5 +98,3 @@ enum Glyphs {
 }
 
 import Foundation
-@inline(__always) func _cos(_ x: Float) -> Float { cosf(x) }
-@inline(__always) func _sin(_ x: Float) -> Float { sinf(x) }

@@ -93,12 +93,11 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     }
 
     /// A standard normal sample (Box–Muller).
-    @inlinable
     public mutating func nextGaussian() -> Double {
         var u = nextDouble()
         while u <= 0 { u = nextDouble() }
         let v = nextDouble()
-        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
+        return (-2 * PortableMath.log(u)).squareRoot() * PortableMath.cos(2 * Double.pi * v)
     }
 
     /// A Gamma(shape, 1) sample (Marsaglia & Tsang 2000; shape < 1 by boosting).
@@ -107,7 +106,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         if shape < 1 {
             var u = nextDouble()
             while u <= 0 { u = nextDouble() }
-            return nextGamma(shape: shape + 1) * pow(u, 1 / shape)
+            return nextGamma(shape: shape + 1) * PortableMath.pow(u, 1 / shape)
         }
         let d = shape - 1.0 / 3.0
         let c = 1 / (9 * d).squareRoot()
@@ -120,7 +119,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
             v = v * v * v
             let u = nextDouble()
             if u < 1 - 0.0331 * x * x * x * x { return d * v }
-            if u > 0, log(u) < 0.5 * x * x + d * (1 - v + log(v)) { return d * v }
+            if u > 0, PortableMath.log(u) < 0.5 * x * x + d * (1 - v + PortableMath.log(v)) { return d * v }
         }
     }
 
