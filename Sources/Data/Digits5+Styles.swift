@@ -117,12 +117,13 @@ struct Painter {
         let spotGain = rng.uniform(-0.25, 0.35)
         let plane = Painter.side * Painter.side
         let ca = pcos(angle), sa = psin(angle)
+        // The spot is a Gaussian of radius 8 px, separable in x and y.
+        let gx = (0..<Painter.side).map { x in pexp(-(Float(x) - spot.x) * (Float(x) - spot.x) / 128) }
+        let gy = (0..<Painter.side).map { y in pexp(-(Float(y) - spot.y) * (Float(y) - spot.y) / 128) }
         for y in 0..<Painter.side {
             for x in 0..<Painter.side {
                 let u = (Float(x) - s / 2) / s, v = (Float(y) - s / 2) / s
-                let d = Point(Float(x), Float(y)) - spot
-                let light = 1 + ramp * (u * ca + v * sa)
-                    + spotGain * pexp(-(d * d).sum() / (2 * 64))
+                let light = 1 + ramp * (u * ca + v * sa) + spotGain * gx[x] * gy[y]
                 for c in 0..<3 { rgb[c * plane + y * Painter.side + x] *= light }
             }
         }

@@ -10,6 +10,18 @@ enum PortableMath {
     static let ln2Hi = 0.6931471803691238
     static let ln2Lo = 1.9082149292705877e-10
 
+    /// 1/((2k)(2k+1)), 1/((2k−1)(2k)), 1/n! and 1/(2k+1): the series' coefficients.
+    static let sinSteps: [Double] = (0...13).map { (k: Int) -> Double in
+        let d = Double(2 * k * (2 * k + 1))
+        return k == 0 ? 0 : 1 / d
+    }
+    static let cosSteps: [Double] = (0...13).map { (k: Int) -> Double in
+        let d = Double((2 * k - 1) * (2 * k))
+        return k == 0 ? 0 : 1 / d
+    }
+    static let expSteps: [Double] = (0...14).map { (n: Int) -> Double in n == 0 ? 0 : 1 / Double(n) }
+    static let logTerms: [Double] = (0...12).map { (k: Int) -> Double in 1 / Double(2 * k + 1) }
+
     /// x reduced to [−π, π].
     @inline(__always) static func reduce(_ x: Double) -> Double {
         x - (x / twoPi).rounded() * twoPi
@@ -19,7 +31,7 @@ enum PortableMath {
     static func sin(_ x: Double) -> Double {
         let r = reduce(x), r2 = r * r
         var s = 1.0
-        for k in stride(from: 13, through: 1, by: -1) { s = 1 - r2 / Double(2 * k * (2 * k + 1)) * s }
+        for k in stride(from: 13, through: 1, by: -1) { s = 1 - r2 * sinSteps[k] * s }
         return r * s
     }
 
@@ -27,7 +39,7 @@ enum PortableMath {
     static func cos(_ x: Double) -> Double {
         let r = reduce(x), r2 = r * r
         var c = 1.0
-        for k in stride(from: 13, through: 1, by: -1) { c = 1 - r2 / Double((2 * k - 1) * (2 * k)) * c }
+        for k in stride(from: 13, through: 1, by: -1) { c = 1 - r2 * cosSteps[k] * c }
         return c
     }
 
@@ -39,7 +51,7 @@ enum PortableMath {
         let k = (x / ln2).rounded()
         let r = (x - k * ln2Hi) - k * ln2Lo
         var e = 1.0
-        for n in stride(from: 14, through: 1, by: -1) { e = 1 + r / Double(n) * e }
+        for n in stride(from: 14, through: 1, by: -1) { e = 1 + r * expSteps[n] * e }
         return Double(sign: .plus, exponent: Int(k), significand: e)
     }
 
@@ -51,7 +63,7 @@ enum PortableMath {
         if m > 1.4142135623730951 { m /= 2; e += 1 }
         let s = (m - 1) / (m + 1), s2 = s * s
         var series = 0.0
-        for k in stride(from: 12, through: 0, by: -1) { series = 1 / Double(2 * k + 1) + s2 * series }
+        for k in stride(from: 12, through: 0, by: -1) { series = logTerms[k] + s2 * series }
         return e * ln2 + 2 * s * series
     }
 
