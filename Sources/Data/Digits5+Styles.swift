@@ -42,8 +42,8 @@ struct Painter {
         let s = Float(Painter.side)
         canvas = Canvas(width: Painter.side, height: Painter.side)
         let pose = Pose(center: Point(s / 2 + Float(rng.nextGaussian()) * 0.8, s / 2 + Float(rng.nextGaussian()) * 0.8),
-                        height: rng.uniform(17, 21), aspect: rng.uniform(0.55, 0.85),
-                        slant: rng.uniform(-0.2, 0.4), rotation: rng.uniform(-0.2, 0.2), jitter: rng.uniform(0.015, 0.05))
+                        height: rng.uniform(16, 21), aspect: rng.uniform(0.5, 0.9),
+                        slant: rng.uniform(-0.2, 0.45), rotation: rng.uniform(-0.22, 0.22), jitter: rng.uniform(0.02, 0.07))
         let glyph = pick(Glyphs.handwritten[digit], &rng)
         let pen = rng.uniform(2.2, 3.8)
         for stroke in place(glyph, pose, &rng) { canvas.stroke(stroke, penWidth: pen, softness: 1.5) }
@@ -67,13 +67,13 @@ struct Painter {
     mutating func drawUSPS(digit: Int, rng: inout SeededGenerator) {
         let small = 16
         var c16 = Canvas(width: small, height: small)
-        let pose = Pose(center: Point(8 + rng.uniform(-0.5, 0.5), 8 + rng.uniform(-0.5, 0.5)),
-                        height: rng.uniform(13, 15.5), aspect: rng.uniform(0.75, 1.0),
-                        slant: rng.uniform(-0.25, 0.25), rotation: rng.uniform(-0.12, 0.12), jitter: rng.uniform(0.01, 0.04))
+        let pose = Pose(center: Point(8 + rng.uniform(-0.8, 0.8), 8 + rng.uniform(-0.8, 0.8)),
+                        height: rng.uniform(12, 15.5), aspect: rng.uniform(0.6, 1.0),
+                        slant: rng.uniform(-0.35, 0.35), rotation: rng.uniform(-0.18, 0.18), jitter: rng.uniform(0.02, 0.07))
         let glyph = pick(Glyphs.handwritten[digit], &rng)
-        let pen = rng.uniform(2.0, 3.0)
+        let pen = rng.uniform(1.6, 3.2)
         for stroke in place(glyph, pose, &rng) { c16.stroke(stroke, penWidth: pen, softness: 1.0) }
-        let gain = rng.uniform(0.75, 1.0)
+        let gain = rng.uniform(0.6, 1.0)
         let up = resizeBilinear(c16.values, width: small, height: small, toWidth: Painter.side, height: Painter.side)
         let plane = Painter.side * Painter.side
         for k in 0..<plane {
