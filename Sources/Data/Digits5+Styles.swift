@@ -23,6 +23,7 @@ struct Painter {
     /// Output, 3×28×28, values in [0, 1].
     var rgb = [Float](repeating: 0, count: 3 * side * side)
     var canvas = Canvas(width: side, height: side)
+    var scratch = [Float](repeating: 0, count: 3 * side * side)
 
     mutating func draw(domain: Digits5.Domain, digit: Int, rng: inout SeededGenerator) {
         switch domain {
@@ -41,8 +42,8 @@ struct Painter {
         let s = Float(Painter.side)
         canvas = Canvas(width: Painter.side, height: Painter.side)
         let pose = Pose(center: Point(s / 2 + Float(rng.nextGaussian()) * 0.8, s / 2 + Float(rng.nextGaussian()) * 0.8),
-                        height: rng.uniform(17, 21), aspect: rng.uniform(0.55, 0.85),
-                        slant: rng.uniform(-0.35, 0.35), rotation: rng.uniform(-0.2, 0.2), jitter: rng.uniform(0.015, 0.05))
+                        height: rng.uniform(16, 21), aspect: rng.uniform(0.5, 0.9),
+                        slant: rng.uniform(-0.2, 0.45), rotation: rng.uniform(-0.22, 0.22), jitter: rng.uniform(0.02, 0.07))
         let glyph = pick(Glyphs.handwritten[digit], &rng)
         let pen = rng.uniform(2.2, 3.8)
         for stroke in place(glyph, pose, &rng) { canvas.stroke(stroke, penWidth: pen, softness: 1.5) }
@@ -66,13 +67,13 @@ struct Painter {
     mutating func drawUSPS(digit: Int, rng: inout SeededGenerator) {
         let small = 16
         var c16 = Canvas(width: small, height: small)
-        let pose = Pose(center: Point(8 + rng.uniform(-0.5, 0.5), 8 + rng.uniform(-0.5, 0.5)),
-                        height: rng.uniform(13, 15.5), aspect: rng.uniform(0.75, 1.0),
-                        slant: rng.uniform(-0.25, 0.25), rotation: rng.uniform(-0.12, 0.12), jitter: rng.uniform(0.01, 0.04))
+        let pose = Pose(center: Point(8 + rng.uniform(-0.8, 0.8), 8 + rng.uniform(-0.8, 0.8)),
+                        height: rng.uniform(12, 15.5), aspect: rng.uniform(0.6, 1.0),
+                        slant: rng.uniform(-0.35, 0.35), rotation: rng.uniform(-0.18, 0.18), jitter: rng.uniform(0.02, 0.07))
         let glyph = pick(Glyphs.handwritten[digit], &rng)
-        let pen = rng.uniform(1.7, 2.6)
+        let pen = rng.uniform(1.6, 3.2)
         for stroke in place(glyph, pose, &rng) { c16.stroke(stroke, penWidth: pen, softness: 1.0) }
-        let gain = rng.uniform(0.75, 1.0)
+        let gain = rng.uniform(0.6, 1.0)
         let up = resizeBilinear(c16.values, width: small, height: small, toWidth: Painter.side, height: Painter.side)
         let plane = Painter.side * Painter.side
         for k in 0..<plane {
@@ -115,28 +116,23 @@ struct Painter {
         let spot = Point(rng.uniform(0, s), rng.uniform(0, s))
         let spotGain = rng.uniform(-0.25, 0.35)
         let plane = Painter.side * Painter.side
-        let ca = cosf(angle), sa = sinf(angle)
+        let ca = pcos(angle), sa = psin(angle)
+        // The spot is a Gaussian of radius 8 px, separable in x and y.
+        let gx = (0..<Painter.side).map { x in pexp(-(Float(x) - spot.x) * (Float(x) - spot.x) / 128) }
+        let gy = (0..<Painter.side).map { y in pexp(-(Float(y) - spot.y) * (Float(y) - spot.y) / 128) }
         for y in 0..<Painter.side {
             for x in 0..<Painter.side {
                 let u = (Float(x) - s / 2) / s, v = (Float(y) - s / 2) / s
-                let d = Point(Float(x), Float(y)) - spot
-                let light = 1 + ramp * (u * ca + v * sa)
-                    + spotGain * expf(-(d * d).sum() / (2 * 64))
+                let light = 1 + ramp * (u * ca + v * sa) + spotGain * gx[x] * gy[y]
                 for c in 0..<3 { rgb[c * plane + y * Painter.side + x] *= light }
             }
         }
         let noise = rng.uniform(0.01, 0.04)
         for k in 0..<(3 * plane) { rgb[k] += noise * 3.464 * (rng.nextFloat() - 0.5) }  // uniform, variance noise²
-        // Low resolution and blur.
-        let low = 14 + rng.nextInt(below: 7)
-        let sigma = rng.uniform(0.3, 0.8)
-        for c in 0..<3 {
-            var ch = Array(rgb[c * plane ..< (c + 1) * plane])
-            ch = resizeBilinear(ch, width: Painter.side, height: Painter.side, toWidth: low, height: low)
-            ch = resizeBilinear(ch, width: low, height: low, toWidth: Painter.side, height: Painter.side)
-            gaussianBlur(&ch, width: Painter.side, height: Painter.side, sigma: sigma)
-            for k in 0..<plane { rgb[c * plane + k] = min(max(ch[k], 0), 1) }
-        }
+        // Low resolution and blur: one precomputed separable operator per choice.
+        let op = degradeOperators[rng.nextInt(below: 7)][rng.nextInt(below: 6)]
+        op.apply(&rgb, planes: 3, side: Painter.side, scratch: &scratch)
+        for k in 0..<(3 * plane) { rgb[k] = min(max(rgb[k], 0), 1) }
     }
 
     /// Synthetic printed digits: varied weight, size, colours and backgrounds, small
@@ -189,12 +185,12 @@ struct Painter {
             }
         }
         let w = pose.height * pose.aspect, h = pose.height
-        let cr = cosf(pose.rotation), sr = sinf(pose.rotation)
+        let cr = pcos(pose.rotation), sr = psin(pose.rotation)
         return glyph.strokes.map { stroke in
             stroke.map { p in
                 var q = p
                 for (f, phase, amp, axis) in waves {
-                    q[axis] += amp * sinf((f * p).sum() + phase)
+                    q[axis] += amp * psin((f * p).sum() + phase)
                 }
                 var x = (q.x - 0.5) * w, y = (q.y - 0.5) * h
                 x -= pose.slant * y
@@ -226,7 +222,7 @@ struct Painter {
     /// the canvas coverage.
     mutating func compose(bg: SIMD3<Float>, fg: SIMD3<Float>, bg2: SIMD3<Float>?, gradientAngle: Float = 0) {
         let n = Painter.side, plane = n * n
-        let ca = cosf(gradientAngle), sa = sinf(gradientAngle)
+        let ca = pcos(gradientAngle), sa = psin(gradientAngle)
         for y in 0..<n {
             for x in 0..<n {
                 let k = y * n + x
@@ -248,7 +244,7 @@ struct Painter {
     mutating func texture(_ rng: inout SeededGenerator) {
         let n = Painter.side, plane = n * n
         for k in 0..<(3 * plane) { rgb[k] = 0 }
-        let octaves: [(Int, Float)] = [(2 + rng.nextInt(below: 4), 1), (5 + rng.nextInt(below: 4), rng.uniform(0.15, 0.4))]
+        let octaves: [(Int, Float)] = [(2 + rng.nextInt(below: 4), 1), (5 + rng.nextInt(below: 4), rng.uniform(0.1, 0.3))]
         var total: Float = 0
         for (g, amp) in octaves {
             total += amp
@@ -268,15 +264,23 @@ struct Painter {
                 }
             }
         }
-        let contrast = rng.uniform(1.6, 2.6)
-        for k in 0..<(3 * plane) { rgb[k] = min(max(0.5 + (rgb[k] / total - 0.5) * contrast, 0), 1) }
+        // Natural-image-like: moderate contrast, colours partly desaturated.
+        let contrast = rng.uniform(1.3, 2.2), saturation = rng.uniform(0.35, 0.9)
+        for k in 0..<plane {
+            let r = rgb[k] / total, g = rgb[plane + k] / total, b = rgb[2 * plane + k] / total
+            let l = 0.299 * r + 0.587 * g + 0.114 * b
+            for (c, v) in [r, g, b].enumerated() {
+                let mixed = l + (v - l) * saturation
+                rgb[c * plane + k] = min(max(0.5 + (mixed - 0.5) * contrast, 0), 1)
+            }
+        }
         if rng.nextFloat() < 0.4 {  // stripes or ripples, as in bark, fabric, water
             let f = Point(rng.uniform(-1.2, 1.2), rng.uniform(-1.2, 1.2))
             let phase = rng.uniform(0, 2 * .pi), amp = rng.uniform(0.1, 0.3)
             let tint = SIMD3(rng.nextFloat(), rng.nextFloat(), rng.nextFloat())
             for y in 0..<n {
                 for x in 0..<n {
-                    let v = amp * sinf(f.x * Float(x) + f.y * Float(y) + phase)
+                    let v = amp * psin(f.x * Float(x) + f.y * Float(y) + phase)
                     for c in 0..<3 { rgb[c * plane + y * n + x] = min(max(rgb[c * plane + y * n + x] + v * tint[c], 0), 1) }
                 }
             }
@@ -284,4 +288,98 @@ struct Painter {
     }
 
     @inline(__always) func smooth(_ t: Float) -> Float { t * t * (3 - 2 * t) }
+}
+
+/// A separable linear image operator given by a banded 1-D matrix M (out = M·X·Mᵀ):
+/// here bilinear downsampling to `low` pixels, bilinear upsampling back, then a
+/// Gaussian blur — SVHN's low resolution and softness in one pass.
+struct BandedOperator {
+    /// For output index i: first input index and weights of the band.
+    var start: [Int]
+    var weights: [[Float]]
+
+    init(matrix m: [[Float]]) {
+        start = []
+        weights = []
+        for row in m {
+            let nz = row.indices.filter { abs(row[$0]) > 1e-6 }
+            let a = nz.first ?? 0, b = nz.last ?? 0
+            start.append(a)
+            weights.append(Array(row[a...b]))
+        }
+    }
+
+    /// Applies the operator to `planes` side×side planes stored back to back.
+    func apply(_ x: inout [Float], planes: Int, side n: Int, scratch: inout [Float]) {
+        let plane = n * n
+        x.withUnsafeMutableBufferPointer { v in
+            scratch.withUnsafeMutableBufferPointer { t in
+                for p in 0..<planes {
+                    let o = p * plane
+                    // Rows: t[y, i] = sum_j M[i, j] v[y, j]
+                    for y in 0..<n {
+                        for i in 0..<n {
+                            var acc: Float = 0
+                            let w = weights[i], s0 = start[i]
+                            for k in 0..<w.count { acc += w[k] * v[o + y * n + s0 + k] }
+                            t[o + y * n + i] = acc
+                        }
+                    }
+                    // Columns: v[i, x] = sum_j M[i, j] t[j, x]
+                    for i in 0..<n {
+                        let w = weights[i], s0 = start[i]
+                        for xx in 0..<n {
+                            var acc: Float = 0
+                            for k in 0..<w.count { acc += w[k] * t[o + (s0 + k) * n + xx] }
+                            v[o + i * n + xx] = acc
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The 1-D matrix of a bilinear resize from `from` to `to` samples (pixel centres aligned).
+private func resizeMatrix(from: Int, to: Int) -> [[Float]] {
+    var m = [[Float]](repeating: [Float](repeating: 0, count: from), count: to)
+    let scale = Float(from) / Float(to)
+    for i in 0..<to {
+        let f = max(0, (Float(i) + 0.5) * scale - 0.5)
+        let a = min(Int(f), from - 1), b = min(a + 1, from - 1)
+        let w = f - Float(a)
+        m[i][a] += 1 - w
+        m[i][b] += w
+    }
+    return m
+}
+
+/// The 1-D matrix of a Gaussian blur with clamped edges.
+private func blurMatrix(size: Int, sigma: Float) -> [[Float]] {
+    let radius = max(1, Int((2.5 * sigma).rounded(.up)))
+    var kernel = (-radius...radius).map { k in pexp(-Float(k * k) / (2 * sigma * sigma)) }
+    let total = kernel.reduce(0, +)
+    kernel = kernel.map { $0 / total }
+    var m = [[Float]](repeating: [Float](repeating: 0, count: size), count: size)
+    for i in 0..<size {
+        for k in -radius...radius { m[i][min(max(i + k, 0), size - 1)] += kernel[k + radius] }
+    }
+    return m
+}
+
+private func multiply(_ a: [[Float]], _ b: [[Float]]) -> [[Float]] {
+    let n = a.count, m = b[0].count, inner = b.count
+    var out = [[Float]](repeating: [Float](repeating: 0, count: m), count: n)
+    for i in 0..<n { for k in 0..<inner where a[i][k] != 0 { for j in 0..<m { out[i][j] += a[i][k] * b[k][j] } } }
+    return out
+}
+
+/// SVHN degradations: resolution 14…20 pixels × blur sigma 0.3…0.8.
+let degradeOperators: [[BandedOperator]] = (14...20).map { low in
+    let down = resizeMatrix(from: Digits5.imageSide, to: low)
+    let up = resizeMatrix(from: low, to: Digits5.imageSide)
+    let resample = multiply(up, down)
+    return (0..<6).map { s in
+        BandedOperator(matrix: multiply(blurMatrix(size: Digits5.imageSide, sigma: 0.3 + 0.1 * Float(s)), resample))
+    }
 }

@@ -12,6 +12,17 @@ func readFile(_ path: String) throws -> [UInt8] {
     }
 }
 
+/// The product of `factors`, or nil if it overflows (a malicious or corrupt header).
+func checkedProduct(_ factors: [Int]) -> Int? {
+    var p = 1
+    for f in factors {
+        let (r, overflow) = p.multipliedReportingOverflow(by: f)
+        if overflow || f < 0 { return nil }
+        p = r
+    }
+    return p
+}
+
 /// Writes `bytes` to `path`, or throws `DataError.io` naming it.
 func writeFile(_ bytes: [UInt8], to path: String) throws {
     do {

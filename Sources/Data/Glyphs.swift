@@ -20,7 +20,7 @@ private func arc(_ cx: Float, _ cy: Float, _ rx: Float, _ ry: Float,
     let n = steps > 0 ? steps : max(4, Int(abs(a1 - a0) / 15))
     return (0...n).map { k in
         let a = (a0 + (a1 - a0) * Float(k) / Float(n)) * .pi / 180
-        return Point(cx + rx * _cos(a), cy + ry * _sin(a))
+        return Point(cx + rx * pcos(a), cy + ry * psin(a))
     }
 }
 
@@ -48,11 +48,14 @@ enum Glyphs {
         // 0: closed oval; oval with an overshooting, slightly open start
         [Glyph(strokes: [arc(0.5, 0.5, 0.44, 0.48, -90, 270, steps: 24)]),
          Glyph(strokes: [arc(0.5, 0.5, 0.42, 0.48, -60, 300, steps: 24)])],
-        // 1: plain bar; bar with a flag
+        // 1: plain bar; bar with a flag; flag and base
         [Glyph(strokes: [[P(0.55, 0.02), P(0.45, 0.98)]]),
-         Glyph(strokes: [[P(0.2, 0.28), P(0.58, 0.02), P(0.52, 0.98)]])],
-        // 2: round top, diagonal, flat base; curly base
+         Glyph(strokes: [[P(0.2, 0.28), P(0.58, 0.02), P(0.52, 0.98)]]),
+         Glyph(strokes: [[P(0.25, 0.25), P(0.58, 0.02), P(0.54, 0.96)], [P(0.22, 0.97), P(0.85, 0.95)]])],
+        // 2: round top, diagonal, flat base; looped base; curly base
         [Glyph(strokes: [join(arc(0.5, 0.28, 0.4, 0.26, -170, 20), [P(0.05, 0.97), P(0.95, 0.97)])]),
+         Glyph(strokes: [join(join(arc(0.5, 0.28, 0.4, 0.26, -170, 25), [P(0.22, 0.8)]),
+                              join(arc(0.24, 0.86, 0.14, 0.11, -60, 250, steps: 16), [P(0.6, 0.92), P(0.95, 0.9)]))]),
          Glyph(strokes: [join(join(arc(0.5, 0.28, 0.4, 0.26, -170, 30), bezier(P(0.85, 0.41), P(0.35, 0.7), P(0.08, 0.95))),
                               bezier(P(0.08, 0.95), P(0.5, 0.82), P(0.95, 0.95)))])],
         // 3: two bowls; flat top
@@ -98,5 +101,3 @@ enum Glyphs {
 }
 
 import Foundation
-@inline(__always) func _cos(_ x: Float) -> Float { cosf(x) }
-@inline(__always) func _sin(_ x: Float) -> Float { sinf(x) }

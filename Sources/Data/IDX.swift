@@ -68,7 +68,9 @@ public enum IDX {
         let header = 4 + 4 * dims
         guard bytes.count >= header else { throw DataError.truncated(file: path, expected: header, actual: bytes.count) }
         let dimensions = (0..<dims).map { Int(bytes.bigEndianUInt32(at: 4 + 4 * $0)) }
-        let total = dimensions.reduce(1, *)
+        guard let total = checkedProduct(dimensions), total <= Int.max - header else {
+            throw DataError.malformed(file: path, reason: "impossible dimensions \(dimensions)")
+        }
         guard bytes.count >= header + total else {
             throw DataError.truncated(file: path, expected: header + total, actual: bytes.count)
         }

@@ -172,7 +172,9 @@ public enum NumPy {
             shape.append(v)
         }
         let start = headerStart + headerLength
-        let needed = shape.reduce(1, *) * dtype.size
+        guard let needed = checkedProduct(shape + [dtype.size]), needed <= Int.max - start else {
+            throw DataError.malformed(file: file, reason: "impossible shape \(shape)")
+        }
         guard bytes.count >= start + needed else {
             throw DataError.truncated(file: file, expected: start + needed, actual: bytes.count)
         }

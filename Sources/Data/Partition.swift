@@ -68,11 +68,25 @@ public struct ClientPartition: Sendable, Equatable {
     public var domain: String
     /// Indices into the domain's training split, ascending.
     public var trainIndices: [Int]
+
+    /// The client's training images, copied out of its domain's training split.
+    public func trainingData(_ domains: [DomainData]) -> Dataset {
+        domains[domainIndex].train.subset(trainIndices)
+    }
+
+    /// The client's test set: its domain's whole test split.
+    public func testData(_ domains: [DomainData]) -> Dataset {
+        domains[domainIndex].test
+    }
 }
 
 /// Splits multi-domain training data among clients.
 public enum Partitioner {
     /// Assigns training samples to clients.
+    ///
+    /// A domain's split depends only on the seed, the domain's name and its labels,
+    /// not on which other domains are listed: a client daemon that loads only its own
+    /// domain gets the same indices as a whole-federation simulation.
     ///
     /// First, if `fraction` < 1, each domain keeps a stratified random
     /// ⌊fraction × n⌋ of its training samples (FedBN uses 10%: 743 of 7,438). Then each
@@ -104,7 +118,9 @@ public enum Partitioner {
         }
         var clients: [ClientPartition] = []
         for (d, labels) in trainLabels.enumerated() {
-            var rng = SeededGenerator(seed: mixSeed(seed, UInt64(d), 0xFA27))
+            // Seeded by the domain's name, not its position: a client that loads only
+            // its own domain computes the same partition as a full simulation.
+            var rng = SeededGenerator(seed: mixSeed(seed, stableHash(domainNames[d]), 0xFA27))
             let kept = fraction < 1 ? stratifiedSample(labels, fraction: fraction, rng: &rng) : Array(labels.indices)
             guard kept.count >= k else {
                 throw DataError.invalidSpec(value: spec.description,

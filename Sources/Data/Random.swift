@@ -36,6 +36,14 @@ func mixSeed(_ words: UInt64...) -> UInt64 {
     return h
 }
 
+/// FNV-1a hash of a string's UTF-8 bytes: stable across runs and machines (unlike
+/// `hashValue`), for seeding by name.
+func stableHash(_ text: String) -> UInt64 {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+    return h
+}
+
 /// A deterministic random number generator (xoshiro256**, Blackman & Vigna 2018)
 /// seeded from one 64-bit value through SplitMix64.
 ///
@@ -80,17 +88,16 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
     /// the small n used here).
     @inlinable
     public mutating func nextInt(below n: Int) -> Int {
-        precondition(n > 0, "nextInt(below:) needs a positive bound")
+        precondition(n > 0 && n <= Int(UInt32.max), "nextInt(below:) needs a bound in 1...2^32-1")
         return Int((UInt64(UInt32(truncatingIfNeeded: next() >> 32)) &* UInt64(n)) >> 32)
     }
 
     /// A standard normal sample (Box–Muller).
-    @inlinable
     public mutating func nextGaussian() -> Double {
         var u = nextDouble()
         while u <= 0 { u = nextDouble() }
         let v = nextDouble()
-        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
+        return (-2 * PortableMath.log(u)).squareRoot() * PortableMath.cos(2 * Double.pi * v)
     }
 
     /// A Gamma(shape, 1) sample (Marsaglia & Tsang 2000; shape < 1 by boosting).
@@ -99,7 +106,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         if shape < 1 {
             var u = nextDouble()
             while u <= 0 { u = nextDouble() }
-            return nextGamma(shape: shape + 1) * pow(u, 1 / shape)
+            return nextGamma(shape: shape + 1) * PortableMath.pow(u, 1 / shape)
         }
         let d = shape - 1.0 / 3.0
         let c = 1 / (9 * d).squareRoot()
@@ -112,7 +119,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
             v = v * v * v
             let u = nextDouble()
             if u < 1 - 0.0331 * x * x * x * x { return d * v }
-            if u > 0, log(u) < 0.5 * x * x + d * (1 - v + log(v)) { return d * v }
+            if u > 0, PortableMath.log(u) < 0.5 * x * x + d * (1 - v + PortableMath.log(v)) { return d * v }
         }
     }
 

@@ -62,7 +62,7 @@ func gaussianBlur(_ plane: inout [Float], width: Int, height: Int, sigma: Float)
     let radius = max(1, Int((2.5 * sigma).rounded(.up)))
     var kernel = (-radius...radius).map { k -> Float in
         let x = Float(k)
-        return expf(-x * x / (2 * sigma * sigma))
+        return pexp(-x * x / (2 * sigma * sigma))
     }
     let s = kernel.reduce(0, +)
     kernel = kernel.map { $0 / s }

@@ -24,17 +24,17 @@ enum Zip {
         var dirOffset = Int(b.littleEndian(at: eocd + 16, size: 4))
         if (count == 0xFFFF || dirOffset == 0xFFFF_FFFF), eocd >= 20,
            b.littleEndian(at: eocd - 20, size: 4) == 0x0706_4B50 {
-            let z = Int(b.littleEndian(at: eocd - 20 + 8, size: 8))
-            guard z + 56 <= b.count, b.littleEndian(at: z, size: 4) == 0x0606_4B50 else {
+            let z = Int(clamping: b.littleEndian(at: eocd - 20 + 8, size: 8))
+            guard z >= 0, z <= b.count - 56, b.littleEndian(at: z, size: 4) == 0x0606_4B50 else {
                 throw DataError.malformed(file: path, reason: "bad zip64 end-of-directory record")
             }
-            count = Int(b.littleEndian(at: z + 32, size: 8))
-            dirOffset = Int(b.littleEndian(at: z + 48, size: 8))
+            count = Int(clamping: b.littleEndian(at: z + 32, size: 8))
+            dirOffset = Int(clamping: b.littleEndian(at: z + 48, size: 8))
         }
         var out: [String: [UInt8]] = [:]
         var q = dirOffset
         for _ in 0..<count {
-            guard q + 46 <= b.count, b.littleEndian(at: q, size: 4) == 0x0201_4B50 else {
+            guard q >= 0, q <= b.count - 46, b.littleEndian(at: q, size: 4) == 0x0201_4B50 else {
                 throw DataError.malformed(file: path, reason: "corrupt zip central directory")
             }
             let method = Int(b.littleEndian(at: q + 10, size: 2))
@@ -56,19 +56,19 @@ enum Zip {
                 let id = b.littleEndian(at: e, size: 2), size = Int(b.littleEndian(at: e + 2, size: 2))
                 if id == 1 {
                     var f = e + 4
-                    if usize == 0xFFFF_FFFF, f + 8 <= extraEnd { usize = Int(b.littleEndian(at: f, size: 8)); f += 8 }
-                    if csize == 0xFFFF_FFFF, f + 8 <= extraEnd { csize = Int(b.littleEndian(at: f, size: 8)); f += 8 }
-                    if local == 0xFFFF_FFFF, f + 8 <= extraEnd { local = Int(b.littleEndian(at: f, size: 8)); f += 8 }
+                    if usize == 0xFFFF_FFFF, f + 8 <= extraEnd { usize = Int(clamping: b.littleEndian(at: f, size: 8)); f += 8 }
+                    if csize == 0xFFFF_FFFF, f + 8 <= extraEnd { csize = Int(clamping: b.littleEndian(at: f, size: 8)); f += 8 }
+                    if local == 0xFFFF_FFFF, f + 8 <= extraEnd { local = Int(clamping: b.littleEndian(at: f, size: 8)); f += 8 }
                 }
                 e += 4 + size
             }
             q = extraEnd + commentLength
             let entry = "\(path)[\(name)]"
-            guard local + 30 <= b.count, b.littleEndian(at: local, size: 4) == 0x0403_4B50 else {
+            guard local >= 0, local <= b.count - 30, b.littleEndian(at: local, size: 4) == 0x0403_4B50 else {
                 throw DataError.malformed(file: entry, reason: "bad local file header")
             }
             let start = local + 30 + Int(b.littleEndian(at: local + 26, size: 2)) + Int(b.littleEndian(at: local + 28, size: 2))
-            guard start + csize <= b.count else { throw DataError.truncated(file: entry, expected: start + csize, actual: b.count) }
+            guard csize <= b.count, usize >= 0, start + csize <= b.count else { throw DataError.truncated(file: entry, expected: start + csize, actual: b.count) }
             var data: [UInt8]
             switch method {
             case 0: data = [UInt8](b[start..<(start + csize)])

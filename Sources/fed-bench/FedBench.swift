@@ -10,6 +10,7 @@ struct FedBench: AsyncParsableCommand {
         subcommands: [
             TrainBench.self,
             AggregateBench.self,
+            DataBench.self,
         ]
     )
 }

@@ -99,6 +99,9 @@ final class FormatTests: XCTestCase {
         floats[2] = 0x0D
         let float = try write(floats, "float-idx")
         assertFails(float, "unsupported element type") { try IDX.load(images: float, labels: labels, domain: "x") }
+        // A header announcing more data than any machine holds is an error, not a crash.
+        let huge = try write([0, 0, 0x08, 4, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3], "huge")
+        assertFails(huge, "impossible dimensions") { try IDX.load(images: huge, labels: labels, domain: "x") }
         assertFails(path("nowhere"), "no such file") { try IDX.load(images: self.path("nowhere"), labels: labels, domain: "x") }
     }
 
@@ -163,6 +166,8 @@ final class FormatTests: XCTestCase {
         assertFails(short, "truncated") { try NumPy.load(images: short, labels: labels, domain: "z") }
         let four = try write(NumPy.encode(descr: "<i8", shape: [4], data: [UInt8](repeating: 0, count: 32)), "four.npy")
         assertFails(four, "3 images but 4 labels") { try NumPy.load(images: images, labels: four, domain: "z") }
+        let hugeShape = try write(Array(NumPy.encode(descr: "<f8", shape: [Int.max / 4, 1 << 20, 3], data: [])), "huge.npy")
+        assertFails(hugeShape, "impossible shape") { try NumPy.load(images: hugeShape, labels: labels, domain: "z") }
         let notZip = try write(Array("PK but not really a zip".utf8), "bad.npz")
         assertFails(notZip, "bad.npz") { try NumPy.load(npz: notZip, domain: "z") }
         let wrongNames = try write(Zip.storedArchive([("a.npy", [UInt8](try Foundation.Data(contentsOf: URL(fileURLWithPath: images))))]), "names.npz")

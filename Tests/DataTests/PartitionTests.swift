@@ -66,6 +66,15 @@ final class PartitionTests: XCTestCase {
         XCTAssertNotEqual(clients, other)
     }
 
+    func testDomainSplitDoesNotDependOnOtherDomains() throws {
+        let a = labels(90), b = labels(70, seed: 2)
+        let both = try Partitioner.partition(trainLabels: [a, b], domainNames: ["a", "b"], spec: .dirichlet(alpha: 0.5),
+                                             clientsPerDomain: 3, fraction: 0.5, seed: 8)
+        let alone = try Partitioner.partition(trainLabels: [b], domainNames: ["b"], spec: .dirichlet(alpha: 0.5),
+                                              clientsPerDomain: 3, fraction: 0.5, seed: 8)
+        XCTAssertEqual(both.filter { $0.domain == "b" }.map(\.trainIndices), alone.map(\.trainIndices))
+    }
+
     func testIIDKeepsClassMixEverywhere() throws {
         let clients = try Partitioner.partition(trainLabels: [labels(2000)], domainNames: ["cifar"], spec: .iid,
                                                 clientsPerDomain: 5, seed: 1)
@@ -112,6 +121,8 @@ final class PartitionTests: XCTestCase {
     func testSummaryListsClientsAndHistograms() throws {
         let domains = Digits5.makeDomains([.mnist, .svhn], trainCount: 40, testCount: 20, seed: 1)
         let clients = try Partitioner.partition(domains, spec: .domain(clientsPerDomain: 2), seed: 1)
+        XCTAssertEqual(clients[3].trainingData(domains), domains[1].train.subset(clients[3].trainIndices))
+        XCTAssertEqual(clients[3].testData(domains), domains[1].test)
         let text = Partitioner.summary(clients, domains: domains)
         XCTAssertTrue(text.contains("svhn-1"), text)
         XCTAssertTrue(text.contains("4 clients, 80 training examples"), text)
@@ -204,5 +215,29 @@ final class BatchingTests: XCTestCase {
         let d = g.nextDirichlet(alpha: 0.5, count: 6)
         XCTAssertEqual(d.reduce(0, +), 1, accuracy: 1e-9)
         XCTAssertTrue(d.allSatisfy { $0 >= 0 })
+    }
+}
+
+final class DataSourceTests: XCTestCase {
+    func testParsesAndLoadsDigits5() throws {
+        XCTAssertEqual(try DataSource(parsing: "digits5"), .digits5(trainCount: 7438, testCount: 1860))
+        let source = try DataSource(parsing: "digits5:20:10")
+        XCTAssertEqual(source.description, "digits5:20:10")
+        let domains = try source.load(domains: ["svhn", "usps"], seed: 2)
+        XCTAssertEqual(domains.map(\.name), ["svhn", "usps"])
+        XCTAssertEqual(domains[0].train, Digits5.generate(domain: .svhn, count: 20, seed: 2, split: .train))
+        XCTAssertEqual(domains[1].test.count, 10)
+        let big = try source.load(domains: ["mnist"], seed: 2, shape: ImageShape(channels: 3, height: 32, width: 32))
+        XCTAssertEqual([big[0].train.height, big[0].train.width], [32, 32])
+        XCTAssertEqual(try DataSource(parsing: "/data/mine"), .folder(path: "/data/mine"))
+    }
+
+    func testRejectsBadValuesQuotingThem() {
+        for bad in ["digits5:abc:1", "digits5:100", "digits5:5:5", ""] {
+            XCTAssertThrowsError(try DataSource(parsing: bad)) { XCTAssertTrue("\($0)".contains("\"\(bad)\""), "\($0)") }
+        }
+        XCTAssertThrowsError(try DataSource.digits5(trainCount: 10, testCount: 10).load(domains: ["kmnist"], seed: 0)) {
+            XCTAssertTrue("\($0)".contains("\"kmnist\""), "\($0)")
+        }
     }
 }

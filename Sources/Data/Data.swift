@@ -1,0 +1,17 @@
+// The Data module: multi-domain datasets for federated learning.
+//
+// What training code and the daemons call:
+//
+//   DataSource(parsing: "digits5" | "digits5:TRAIN:TEST" | "/path/to/folder")
+//       .load(domains:seed:shape:) -> [DomainData]        every domain's train and test split
+//   PartitionSpec(parsing: "domain" | "domain:K" | "dirichlet:α" | "iid")
+//   Partitioner.partition(domains, spec:, clientsPerDomain:, fraction:, seed:)
+//       -> [ClientPartition]                             per client: domain and training indices
+//   Partitioner.summary(clients, domains:)              a printable table
+//   BatchIterator(dataset:indices:batchSize:shuffle:seed:normalization:)
+//       .next(into: &batch)                              normalized N×C×H×W Float batches
+//
+// Underneath: `Dataset` (bytes, N×C×H×W, plus labels), the `Digits5` generator,
+// the readers `IDX`, `NumPy`, `CIFAR10` and `DatasetFolder`, `SampleGrid`/`PNG`
+// for looking at data, `SeededGenerator` for reproducible randomness, and one error
+// type, `DataError`. Nothing here knows about tensors, models or networking.
