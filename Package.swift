@@ -102,5 +102,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Interop"]),
         .testTarget(name: "FederatedTests", dependencies: ["Federated", "Transport", "Wire", "NN", "Data"]),
+        // Runs the built fed-sim, fed-server and fed-client executables end to end.
+        .testTarget(name: "SimulationTests"),
     ]
 )

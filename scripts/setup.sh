@@ -11,6 +11,7 @@ runtime=(
     "openssl:/usr/bin/openssl"
 )
 testing=(
+    "chromium:/usr/bin/chromium"
     "gcc:/usr/bin/gcc"
     "openssl:/usr/bin/openssl"
     "libprotobuf-c-dev:/usr/include/protobuf-c/protobuf-c.h"

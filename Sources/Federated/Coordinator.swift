@@ -105,6 +105,8 @@ public actor Coordinator {
     public private(set) var completedRound: UInt64 = 0
     public private(set) var metrics: [RoundMetrics] = []
     var timings: [RoundTiming] = []
+    /// The round this run started with (after a resume, the one after the checkpoint).
+    var firstRoundOfRun: UInt64 = 1
 
     public init(configuration: CoordinatorConfiguration, logger: Logger,
                 onRound: @escaping @Sendable (RoundMetrics, RoundTiming) -> Void = { _, _ in }) throws {
@@ -258,6 +260,7 @@ public actor Coordinator {
         defer { acceptor.cancel() }
         let total = UInt64(configuration.rounds)
         var round = completedRound + 1
+        firstRoundOfRun = round
         while round <= total {
             try await runRound(round)
             round += 1
@@ -279,7 +282,8 @@ public actor Coordinator {
         let fitStart = ContinuousClock.now
         while true {
             attempts += 1
-            let needed = round == completedRound + 1 && attempts == 1 ? (configuration.minClients ?? configuration.minFitClients) : configuration.minFitClients
+            // The first round of this run waits for --min-clients; later rounds go on with the quorum.
+            let needed = round == firstRoundOfRun && attempts == 1 ? (configuration.minClients ?? configuration.minFitClients) : configuration.minFitClients
             while clients.count < needed {
                 guard ContinuousClock.now < connectDeadline else {
                     throw FederatedError.quorumNotMet(round: round, answered: clients.count, required: needed)

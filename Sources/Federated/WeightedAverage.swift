@@ -1,4 +1,3 @@
-import CBLAS
 import Foundation
 import NN
 import Tensor
@@ -13,10 +12,14 @@ import Wire
 /// An update is validated whole — every expected name present once, shapes equal,
 /// Float32, every value finite — before any of it is added; a refused update leaves
 /// the sum untouched.
+///
+/// The sums are kept in Double: a Float32 value times an integer example count is
+/// exact there, so the average does not depend on the order in which clients'
+/// results arrive, and runs with the same seed give the same model bit for bit.
 public final class WeightedAverage {
     /// Names and shapes every update must have, in order.
     public let template: [(name: String, shape: [Int])]
-    private let sums: [Tensor]
+    private let sums: [UnsafeMutableBufferPointer<Double>]
     private let index: [String: Int]
     /// Σ n_k so far.
     public private(set) var totalWeight: Double = 0
@@ -25,9 +28,11 @@ public final class WeightedAverage {
 
     public init(template: [(name: String, shape: [Int])]) {
         self.template = template
-        sums = template.map { Tensor(zeros: $0.shape) }
+        sums = template.map { .allocate(capacity: max($0.shape.reduce(1, *), 1)) }
         index = Dictionary(uniqueKeysWithValues: template.enumerated().map { ($1.name, $0) })
     }
+
+    deinit { for s in sums { s.deallocate() } }
 
     /// Checks that `tensors` is a complete, well-formed update for this template.
     /// - Throws: `FederatedError.badUpdate` naming the first problem.
@@ -60,17 +65,17 @@ public final class WeightedAverage {
         }
         try validate(tensors, client: client, round: round)
         let first = contributors.isEmpty
-        let w = Float(weight)
+        let w = weight
         for t in tensors {
             let sum = sums[index[t.name]!]
             t.bytes.withUnsafeBytes { raw in
-                let p = raw.bindMemory(to: Float.self).baseAddress!
+                let p = raw.bindMemory(to: Float.self)
+                let dst = sum.baseAddress!
                 if first {
-                    // The first update initializes the sum: no read of a zeroed buffer.
-                    let dst = sum.data
-                    for i in 0..<sum.count { dst[i] = w * p[i] }
+                    // The first update initializes the sum: no pass over a zeroed buffer.
+                    for i in 0..<p.count { dst[i] = w * Double(p[i]) }
                 } else {
-                    cblas_saxpy(Int32(sum.count), w, p, 1, sum.data, 1)
+                    for i in 0..<p.count { dst[i] += w * Double(p[i]) }
                 }
             }
         }
@@ -79,17 +84,15 @@ public final class WeightedAverage {
     }
 
     /// The weighted average of everything added (nil when nothing was).
-    ///
-    /// Divides the sums in place and hands them over without copying: call it once,
-    /// after the last `add`.
     public func result() -> StateDictionary? {
         guard totalWeight > 0 else { return nil }
         var d = StateDictionary()
         for (i, entry) in template.enumerated() {
-            sums[i].scale(by: Float(1 / totalWeight))
-            d[entry.name] = sums[i]
+            let t = Tensor(zeros: entry.shape)
+            let src = sums[i].baseAddress!, inv = 1 / totalWeight
+            for j in 0..<t.count { t.data[j] = Float(src[j] * inv) }
+            d[entry.name] = t
         }
-        totalWeight = 0
         return d
     }
 }

@@ -1,0 +1,148 @@
+import Foundation
+import XCTest
+
+/// End-to-end runs of `fed-sim`: real fed-server and fed-client processes over mutual TLS on loopback.
+final class SimulationTests: XCTestCase {
+    /// Directory of the built executables (the test bundle sits beside them).
+    var binaries: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent() }
+
+    func executable(_ name: String) throws -> String {
+        let path = binaries.appendingPathComponent(name).path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw XCTSkip("\(path) is not built; run `swift build` before the tests") as Error
+        }
+        return path
+    }
+
+    func temporaryDirectory(_ name: String) -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fedkit-\(name)-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: dir)
+        return dir
+    }
+
+    @discardableResult
+    func run(_ path: String, _ arguments: [String], log: String) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = arguments
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        p.standardOutput = h
+        p.standardError = h
+        try p.run()
+        return p
+    }
+
+    /// Processes whose command line mentions `marker` (to find children and prove none is left).
+    func processes(mentioning marker: String) -> [(pid: Int32, command: String)] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { e -> (Int32, String)? in
+            guard let pid = Int32(e), pid != getpid(),
+                  let raw = FileManager.default.contents(atPath: "/proc/\(e)/cmdline") else { return nil }
+            let cmd = String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+            return cmd.contains(marker) && !cmd.contains("SimulationTests") ? (pid, cmd) : nil
+        }
+    }
+
+    func summary(_ out: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(out)/summary.json"))
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    func testCompareQuickPresetReportsEveryDomainAndStrategyAboveChance() throws {
+        let sim = try executable("fed-sim")
+        let out = temporaryDirectory("compare")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let p = try run(sim, ["compare", "--preset", "digits5-quick", "--rounds", "3", "--out", out], log: out + ".log")
+        p.waitUntilExit()
+        let log = (try? String(contentsOfFile: out + ".log", encoding: .utf8)) ?? ""
+        XCTAssertEqual(p.terminationStatus, 0, log)
+        let strategies = try XCTUnwrap(try summary(out)["strategies"] as? [String: [String: Any]])
+        XCTAssertEqual(Set(strategies.keys), ["fedavg", "fedbn", "fedwon"])
+        for (name, s) in strategies {
+            let domains = try XCTUnwrap(s["domains"] as? [String: Double], name)
+            XCTAssertEqual(Set(domains.keys), ["mnist", "usps", "svhn", "synth", "mnistm"], name)
+            let mean = try XCTUnwrap(s["mean"] as? Double)
+            XCTAssertGreaterThan(mean, 0.3, "\(name): mean accuracy \(mean) is not well above chance (0.1)")
+            XCTAssertEqual(s["rounds"] as? Int, 3)
+        }
+        XCTAssertTrue(log.contains("strategy") && log.contains("mean"), "no comparison table printed:\n\(log)")
+        XCTAssertTrue(processes(mentioning: out).isEmpty, "children left running: \(processes(mentioning: out))")
+        try checkReportInBrowser("\(out)/report.html", strategies: 3)
+    }
+
+    /// Opens report.html in headless Chromium (no network) and checks the charts are in the rendered page.
+    func checkReportInBrowser(_ path: String, strategies: Int) throws {
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let chromium else {
+            XCTFail("chromium is not installed; run `bash scripts/setup.sh --test` (Debian package chromium)")
+            return
+        }
+        let dom = path + ".dom"
+        let p = try run(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", "file://\(path)"], log: dom)
+        p.waitUntilExit()
+        let html = try String(contentsOfFile: dom, encoding: .utf8)
+        let charts = html.components(separatedBy: "<svg class=\"chart\"").count - 1
+        XCTAssertEqual(charts, 1 + strategies, "charts in the rendered report")
+        XCTAssertGreaterThanOrEqual(html.components(separatedBy: "<polyline").count - 1, strategies * 6)
+        XCTAssertTrue(html.contains("data:image/png;base64,"), "sample grid missing")
+        for attribute in ["src=\"http", "href=\"http", "url(http", "@import"] {
+            XCTAssertFalse(html.contains(attribute), "the report must not load anything from the network (\(attribute))")
+        }
+    }
+
+    func testKillingOneClientMidRunStillFinishesAndIsReported() throws {
+        let sim = try executable("fed-sim")
+        let out = temporaryDirectory("dropout")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let p = try run(sim, ["run", "--strategy", "fedavg", "--preset", "digits5-quick", "--rounds", "5", "--train-count", "1000",
+                              "--round-timeout", "30", "--out", out], log: out + ".log")
+        // Wait for the first round, then kill the svhn client.
+        let metrics = "\(out)/fedavg/server/metrics.jsonl"
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && !FileManager.default.fileExists(atPath: metrics) { usleep(100_000) }
+        let victims = processes(mentioning: "\(out)/fedavg/clients/svhn-0")
+        XCTAssertEqual(victims.count, 1, "\(victims)")
+        for v in victims { kill(v.pid, SIGKILL) }
+        p.waitUntilExit()
+        let log = (try? String(contentsOfFile: out + ".log", encoding: .utf8)) ?? ""
+        XCTAssertEqual(p.terminationStatus, 0, log)
+        let fedavg = try XCTUnwrap((try summary(out)["strategies"] as? [String: [String: Any]])?["fedavg"])
+        let dropouts = try XCTUnwrap(fedavg["dropouts"] as? [[String: Any]])
+        XCTAssertEqual(dropouts.map { $0["client"] as? String }, ["svhn-0"])
+        XCTAssertEqual(fedavg["rounds"] as? Int, 5)
+        XCTAssertTrue(log.contains("svhn-0 exited"), log)
+        let html = try String(contentsOfFile: "\(out)/report.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("client svhn-0 dropped out after round"), "the report does not name the dropout")
+        XCTAssertTrue(processes(mentioning: out).isEmpty, "children left running: \(processes(mentioning: out))")
+    }
+
+    func testInterruptStopsEveryChild() throws {
+        let sim = try executable("fed-sim")
+        let out = temporaryDirectory("interrupt")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let p = try run(sim, ["run", "--strategy", "fedwon", "--preset", "digits5-quick", "--rounds", "50", "--out", out], log: out + ".log")
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && processes(mentioning: "\(out)/fedwon/clients").count < 5 { usleep(100_000) }
+        XCTAssertEqual(processes(mentioning: "\(out)/fedwon/clients").count, 5)
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 130)
+        usleep(200_000)
+        XCTAssertTrue(processes(mentioning: out).isEmpty, "children left running after Ctrl-C: \(processes(mentioning: out))")
+    }
+
+    func testBatchSizeOneSkipsBatchNormStrategiesWithAReason() throws {
+        let sim = try executable("fed-sim")
+        let out = temporaryDirectory("batch1")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let p = try run(sim, ["compare", "--strategies", "fedbn,fedwon", "--batch", "1", "--lr", "0.01", "--rounds", "1",
+                              "--train-count", "500", "--test-count", "100", "--out", out], log: out + ".log")
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, (try? String(contentsOfFile: out + ".log", encoding: .utf8)) ?? "")
+        let s = try summary(out)
+        XCTAssertNotNil((s["strategies"] as? [String: Any])?["fedwon"])
+        let skipped = try XCTUnwrap(s["skipped"] as? [String: String])
+        XCTAssertTrue(skipped["fedbn"]?.contains("BatchNorm") ?? false, "\(skipped)")
+    }
+}
