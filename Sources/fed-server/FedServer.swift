@@ -70,10 +70,16 @@ struct FedServer: AsyncParsableCommand {
         }
         serverConfig.logger = logger
         let totalRounds = c.rounds
+        let terminal = isatty(1) == 1
         let coordinator = try Coordinator(configuration: c, logger: logger) { metrics, timing in
             let acc = metrics.meanAccuracy.map { String(format: "%.4f", $0) } ?? "-"
             let line = "round \(metrics.round)/\(totalRounds): \(metrics.fit.count)/\(metrics.selected.count) clients answered, mean test accuracy \(acc), \(String(format: "%.1f", timing.fitSeconds + timing.evaluateSeconds)) s"
-            Console.line(line)
+            if terminal {
+                let filled = Int(Double(metrics.round) / Double(totalRounds) * 30)
+                Console.line("[\(String(repeating: "#", count: filled))\(String(repeating: ".", count: 30 - filled))] " + line)
+            } else {
+                Console.line(line)
+            }
         }
         let bindHost = try file.resolve(host, "host", "0.0.0.0")
         let server = try await FederationServer.start(host: bindHost, port: try file.resolve(port, "port", 7443), configuration: serverConfig)
