@@ -102,5 +102,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Interop"]),
         .testTarget(name: "FederatedTests", dependencies: ["Federated", "Transport", "Wire", "NN", "Data"]),
+        // Runs cluster/netns/launch.sh (real daemons in network namespaces) and checks cluster/'s files; no module dependencies.
+        .testTarget(name: "ClusterTests"),
     ]
 )
