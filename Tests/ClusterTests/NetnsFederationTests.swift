@@ -98,8 +98,9 @@ final class NetnsFederationTests: XCTestCase {
             "--clients", "2", "--domains", "mnist,usps", "--rounds", "2", "--strategy", "fedwon",
             "--prefix", prefix, "--port", "7443", "--bin", bin, "--out", out, "--timeout", "90",
             "--server-arg", "--connect-timeout", "--server-arg", "60", "--server-arg", "--round-timeout", "--server-arg", "60",
+            "--server-arg", "--batch-size", "--server-arg", "16",
             "--client-arg", "--train-count", "--client-arg", "100", "--client-arg", "--test-count", "--client-arg", "50",
-            "--", "--widths", "4,4,8,16,8", "--batch-size", "16",
+            "--", "--widths", "4,4,8,16,8",
         ], timeout: 110)
 
         XCTAssertFalse(run.timedOut, "the federation did not finish in time:\n\(run.output)")
