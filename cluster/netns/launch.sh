@@ -36,7 +36,11 @@
 #   --clean PREFIX       delete namespaces named PREFIX-* left by a killed run
 #
 # ARGS after `--` go to every daemon (e.g. -- --widths 4,4,8,16,8 --norm none);
-# data flags such as --train-count are fed-client flags, pass them with --client-arg.
+# data flags such as --train-count are fed-client flags, pass them with --client-arg,
+# training flags such as --batch-size are fed-server flags (--server-arg). These come
+# last on each command line, so they override the launcher's own choices (the last
+# value of a flag wins): --server-arg --min-fit-clients --server-arg 1 lets rounds
+# go on when clients drop out (the launcher asks for all of them by default).
 #
 # Writes OUT/certs/, OUT/server/ (the server's --state-dir: metrics.jsonl, the
 # checkpoint, final-model.fkt), OUT/clients/NAME/, OUT/server.log, OUT/NAME.log and
@@ -74,7 +78,7 @@ while [ $# -gt 0 ]; do
         --timeout) timeout="$2"; shift 2 ;;
         --check) mode=check; shift ;;
         --clean) mode=clean; clean_prefix="$2"; shift 2 ;;
-        -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,51p' "$0"; exit 0 ;;
         --) shift; common_extra=("$@"); break ;;
         *) echo "launch.sh: unknown option $1" >&2; usage ;;
     esac
