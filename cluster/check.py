@@ -5,7 +5,7 @@
 
 * Kubernetes (cluster/k8s/*.yaml): every file parses (yaml.safe_load_all); every
   object has apiVersion, kind and a name in the fedkit namespace; workloads'
-  selectors match their pod labels; every volumeMount names a volume; every
+  selectors (and NetworkPolicies') match pod labels; every volumeMount names a volume; every
   ConfigMap, PersistentVolumeClaim and Service referenced is defined; Secrets are
   the ones cluster/k8s/secrets.sh writes; the StatefulSet's FEDKIT_CLIENTS equals
   its replicas; the kustomization lists every manifest; the TOML in the ConfigMap
@@ -117,6 +117,11 @@ def check_k8s():
                 if isinstance(target, str) and not any(
                         target in [p.get("name") for c in pod_spec(o)["containers"] for p in c.get("ports", [])] for o in targets):
                     problem(path, f"Service {name} targets port {target!r}, which no selected container declares")
+        if kind == "NetworkPolicy":
+            selector = d["spec"]["podSelector"].get("matchLabels", {})
+            if not any(selector.items() <= o["spec"]["template"]["metadata"].get("labels", {}).items()
+                       for _, o in objects if o["kind"] in ("Deployment", "StatefulSet")):
+                problem(path, f"NetworkPolicy {name} selects no Deployment or StatefulSet")
         if kind not in ("Deployment", "StatefulSet"):
             continue
         labels = d["spec"]["template"]["metadata"].get("labels", {})
