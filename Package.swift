@@ -104,5 +104,7 @@ let package = Package(
         .testTarget(name: "FederatedTests", dependencies: ["Federated", "Transport", "Wire", "NN", "Data"]),
         // Runs the built fed-sim, fed-server and fed-client executables end to end.
         .testTarget(name: "SimulationTests"),
+        // Runs cluster/netns/launch.sh (real daemons in network namespaces) and checks cluster/'s files; no module dependencies.
+        .testTarget(name: "ClusterTests"),
     ]
 )

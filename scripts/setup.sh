@@ -17,6 +17,8 @@ testing=(
     "libprotobuf-c-dev:/usr/include/protobuf-c/protobuf-c.h"
     "protobuf-c-compiler:/usr/bin/protoc-c"
     "libssl-dev:/usr/include/openssl/evp.h"
+    "iproute2:/usr/bin/ip"
+    "python3-yaml:/usr/lib/python3/dist-packages/yaml/__init__.py"
 )
 
 need=()
