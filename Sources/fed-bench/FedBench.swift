@@ -9,6 +9,7 @@ struct FedBench: AsyncParsableCommand {
         abstract: "Measure FedKit's speed and memory.",
         subcommands: [
             TrainBench.self,
+            WireBench.self,
         ]
     )
 }
