@@ -34,6 +34,7 @@ let package = Package(
         .target(name: "Wire", dependencies: [
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Layer 5: mutual-TLS listener and dialer.

@@ -84,9 +84,13 @@ public struct PayloadAssembler: Sendable {
             guard chunk.data.count <= maximumPayloadSize else {
                 throw WireError.payloadTooLarge(transferID: chunk.transferID, size: chunk.data.count, limit: maximumPayloadSize)
             }
+            guard chunk.totalBytes <= UInt64(maximumPayloadSize) else {
+                throw WireError.payloadTooLarge(transferID: chunk.transferID, size: Int(clamping: chunk.totalBytes), limit: maximumPayloadSize)
+            }
             var hasher = SHA256()
             hasher.update(data: chunk.data)
-            var bytes = ByteBufferAllocator().buffer(capacity: chunk.data.count)
+            // Chunk 0 announces the total: allocate once.
+            var bytes = ByteBufferAllocator().buffer(capacity: max(chunk.data.count, Int(chunk.totalBytes)))
             bytes.writeBytes(chunk.data)
             open = Transfer(id: chunk.transferID, nextIndex: 1, hasher: hasher, bytes: bytes)
         }
@@ -108,12 +112,7 @@ public struct PayloadAssembler: Sendable {
         guard computed == reference.sha256 else {
             throw WireError.checksumMismatch(transferID: transfer.id, announced: reference.sha256.hexString, computed: computed.hexString)
         }
-        let set: Fedkit_V1_TensorSet
-        do {
-            set = try Fedkit_V1_TensorSet(serializedBytes: ProtobufBuffer(wrapping: transfer.bytes))
-        } catch {
-            throw WireError.invalidTensorSet(reason: "\(error)")
-        }
+        let set = try TensorSetParser.parse(transfer.bytes)  // tensors share the reassembled buffer
         _ = try set.wireTensors()
         return set
     }

@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import NIOCore
+import NIOFoundationCompat
 import SwiftProtobuf
 
 /// Splits an envelope whose inline tensor payload is too big for one frame into a run of
@@ -43,36 +45,40 @@ public struct PayloadChunker: Sendable {
     /// - Throws: `WireError.encodingFailed` when the payload cannot be serialized.
     public mutating func split(_ envelope: Envelope) throws -> [Envelope] {
         guard let payload = envelope.payload, case .inline(let set)? = payload.content else { return [envelope] }
-        let serialized: Data
+        let serialized: ProtobufBuffer
         do {
             serialized = try set.serializedBytes()
         } catch {
             throw WireError.encodingFailed(kind: envelope.kind, reason: "\(error)")
         }
-        guard serialized.count > inlineLimit else { return [envelope] }
+        let bytes = serialized.buffer
+        let total = bytes.readableBytes
+        guard total > inlineLimit else { return [envelope] }
 
         let transferID = nextTransferID
         nextTransferID &+= 1
         var envelopes: [Envelope] = []
-        envelopes.reserveCapacity(serialized.count / chunkSize + 2)
+        envelopes.reserveCapacity(total / chunkSize + 2)
         var index: UInt32 = 0
-        var offset = serialized.startIndex
-        while offset < serialized.endIndex {
-            let end = min(offset + chunkSize, serialized.endIndex)
+        var offset = 0
+        while offset < total {
+            let length = min(chunkSize, total - offset)
             var chunk = Fedkit_V1_PayloadChunk()
             chunk.transferID = transferID
             chunk.index = index
-            chunk.data = serialized[offset..<end]  // a slice: shares storage, no copy
+            // A view of the serialized set: no copy.
+            chunk.data = bytes.getData(at: bytes.readerIndex + offset, length: length, byteTransferStrategy: .noCopy)!
+            if index == 0 { chunk.totalBytes = UInt64(total) }
             envelopes.append(Envelope(.chunk(chunk)))
             index += 1
-            offset = end
+            offset += length
         }
 
         var reference = Fedkit_V1_ChunkedPayload()
         reference.transferID = transferID
         reference.chunkCount = index
-        reference.totalBytes = UInt64(serialized.count)
-        reference.sha256 = Data(SHA256.hash(data: serialized))
+        reference.totalBytes = UInt64(total)
+        reference.sha256 = bytes.withUnsafeReadableBytes { Data(SHA256.hash(data: $0)) }
         var last = envelope
         last.payload = Fedkit_V1_Payload.with { $0.content = .chunked(reference) }
         envelopes.append(last)

@@ -297,6 +297,10 @@ public nonisolated struct Fedkit_V1_PayloadChunk: Sendable {
   /// The slice's bytes.
   public var data: Data = Data()
 
+  /// Set on chunk 0 only: total bytes of the transfer (ChunkedPayload.total_bytes), so
+  /// that a receiver can refuse an oversized transfer at once and allocate it once.
+  public var totalBytes: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -954,7 +958,7 @@ nonisolated extension Fedkit_V1_Payload: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Fedkit_V1_PayloadChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PayloadChunk"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transfer_id\0\u{1}index\0\u{1}data\0\u{c}\u{4}\u{c}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transfer_id\0\u{1}index\0\u{1}data\0\u{3}total_bytes\0\u{c}\u{5}\u{b}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -965,6 +969,7 @@ nonisolated extension Fedkit_V1_PayloadChunk: SwiftProtobuf.Message, SwiftProtob
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.transferID) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.totalBytes) }()
       default: break
       }
     }
@@ -980,6 +985,9 @@ nonisolated extension Fedkit_V1_PayloadChunk: SwiftProtobuf.Message, SwiftProtob
     if !self.data.isEmpty {
       try visitor.visitSingularBytesField(value: self.data, fieldNumber: 3)
     }
+    if self.totalBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.totalBytes, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -987,6 +995,7 @@ nonisolated extension Fedkit_V1_PayloadChunk: SwiftProtobuf.Message, SwiftProtob
     if lhs.transferID != rhs.transferID {return false}
     if lhs.index != rhs.index {return false}
     if lhs.data != rhs.data {return false}
+    if lhs.totalBytes != rhs.totalBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
