@@ -1,4 +1,5 @@
 import ArgumentParser
+import Crypto
 import Foundation
 import Logging
 import NIOCore
@@ -9,6 +10,8 @@ import Wire
 /// (14.2 M float32 parameters, 56.9 MB).
 ///
 /// * `memcpy`: one copy of the payload, the ceiling for reference.
+/// * `sha256`: one SHA-256 pass over the payload (the chunked-transfer checksum; encoding and
+///   decoding each make one).
 /// * `encode`: tensors -> chunk envelopes (serialize, SHA-256) -> length-prefixed frames.
 /// * `decode`: frames -> envelopes -> reassembly, size and SHA-256 checks -> validated tensors.
 /// * `encode_decode`: payload bytes / (encode time + decode time).
@@ -48,6 +51,14 @@ struct WireBench: AsyncParsableCommand {
             return source.count
         }
         report("memcpy", bytes: source.count, seconds: memcpy)
+
+        // SHA-256 of the whole payload: computed once when encoding and once when decoding.
+        let sha256 = try best { () -> Int in
+            var hasher = SHA256()
+            for tensor in tensors { hasher.update(data: tensor.bytes) }
+            return hasher.finalize().description.count
+        }
+        report("sha256", bytes: bytes, seconds: sha256)
 
         // Encode and decode.
         let codec = FrameCodec()
