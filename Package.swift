@@ -31,7 +31,9 @@ let package = Package(
         // Layer 3: datasets, the digits5 generator, partitioners.
         .target(name: "Data", dependencies: ["Tensor"], swiftSettings: optimized),
         // Layer 4: protobuf contract, framing, chunked tensors.
+        .target(name: "CCRC32C"),
         .target(name: "Wire", dependencies: [
+            "CCRC32C",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -62,7 +64,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN"], exclude: ["Fixtures"], swiftSettings: optimized),
         .testTarget(name: "DataTests", dependencies: ["Data", "NN"], swiftSettings: optimized),
         .testTarget(name: "WireTests", dependencies: [
-            "Wire", .product(name: "NIOCore", package: "swift-nio"),
+            "Wire", "CCRC32C", .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "TransportTests", dependencies: [

@@ -62,6 +62,9 @@ final class ClientSessionHandler: ChannelInboundHandler {
             switch envelope.body {
             case .welcome(let welcome):
                 state = .established(server: server)
+                if welcome.capabilities.contains(WireProtocol.crc32cCapability) && hello.capabilities.contains(WireProtocol.crc32cCapability) {
+                    useCRC32C(context: context)
+                }
                 core.logger.info("session established")
                 settled = true
                 established.succeed(PeerConnection(peerName: server, hello: hello, welcome: welcome, inbound: core.inbound, channel: context.channel))

@@ -19,6 +19,8 @@ public struct PayloadChunker: Sendable {
     public var chunkSize: Int
     /// Largest serialized payload kept inline in its envelope.
     public var inlineLimit: Int
+    /// Checksum put on chunked payloads; CRC-32C only if the peer announced it.
+    public var checksum: PayloadChecksum
     /// Transfer identifier of the next chunked payload; unique per connection.
     public private(set) var nextTransferID: UInt64
 
@@ -26,13 +28,16 @@ public struct PayloadChunker: Sendable {
     /// - Parameters:
     ///   - chunkSize: Bytes of payload per chunk, > 0.
     ///   - inlineLimit: Largest payload kept inline, >= 0.
+    ///   - checksum: Checksum of chunked payloads.
     ///   - firstTransferID: Identifier of the first transfer.
     public init(chunkSize: Int = PayloadChunker.defaultChunkSize,
                 inlineLimit: Int = PayloadChunker.defaultInlineLimit,
+                checksum: PayloadChecksum = .sha256,
                 firstTransferID: UInt64 = 1) {
         precondition(chunkSize > 0 && inlineLimit >= 0, "chunkSize must be positive and inlineLimit non-negative")
         self.chunkSize = chunkSize
         self.inlineLimit = inlineLimit
+        self.checksum = checksum
         self.nextTransferID = firstTransferID
     }
 
@@ -54,8 +59,14 @@ public struct PayloadChunker: Sendable {
 
         let transferID = nextTransferID
         nextTransferID &+= 1
-        var hasher = SHA256()
-        for segment in segments { hasher.update(data: segment) }
+        var sha256 = SHA256()
+        var crc32c = CRC32C()
+        for segment in segments {
+            switch checksum {
+            case .sha256: sha256.update(data: segment)
+            case .crc32c: crc32c.update(segment)
+            }
+        }
 
         var envelopes: [Envelope] = []
         envelopes.reserveCapacity(total / chunkSize + 2)
@@ -89,7 +100,10 @@ public struct PayloadChunker: Sendable {
         reference.transferID = transferID
         reference.chunkCount = index
         reference.totalBytes = UInt64(total)
-        reference.sha256 = Data(hasher.finalize())
+        switch checksum {
+        case .sha256: reference.sha256 = Data(sha256.finalize())
+        case .crc32c: reference.crc32C = crc32c.bigEndianBytes
+        }
         var last = envelope
         last.payload = Fedkit_V1_Payload.with { $0.content = .chunked(reference) }
         envelopes.append(last)

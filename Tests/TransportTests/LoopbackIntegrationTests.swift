@@ -163,6 +163,37 @@ final class LoopbackIntegrationTests: XCTestCase {
         try await harness.assertGoodClientServed()
     }
 
+    func testCRC32CIsUsedOnlyWhenBothPeersAnnounceIt() async throws {
+        // The harness server does not announce it: the Welcome leaves it out even if asked.
+        var asking = try harness.clientConfiguration("alice")
+        asking.hello.capabilities.append(WireProtocol.crc32cCapability)
+        let refused = try await FederationClient.connect(host: "127.0.0.1", port: harness.server.port, configuration: asking)
+        XCTAssertFalse(refused.welcome.capabilities.contains(WireProtocol.crc32cCapability))
+        await refused.close()
+
+        // A server and a client that both announce it agree on it, and payloads still arrive intact.
+        var configuration = ServerConfiguration.mutualTLS(credentials: try pki().credentials("server"))
+        configuration.capabilities.append(WireProtocol.crc32cCapability)
+        configuration.logger = Logger(label: "crc") { _ in SwiftLogNoOpLogHandler() }
+        let server = try await FederationServer.start(host: "127.0.0.1", port: 0, configuration: configuration)
+        let client = try await FederationClient.connect(host: "127.0.0.1", port: server.port, configuration: asking)
+        XCTAssertTrue(client.welcome.capabilities.contains(WireProtocol.crc32cCapability))
+        var sessions = server.connections.makeAsyncIterator()
+        let next = await sessions.next()
+        let session = try XCTUnwrap(next)
+        let model = sixtyMegabytes(seed: 42)
+        try await session.send(Envelope(.fitRequest(.with { $0.round = 1; $0.parameters = Fedkit_V1_Payload([model]) })))
+        var inbound = client.inbound.makeAsyncIterator()
+        let received = try await inbound.next()
+        XCTAssertTrue(try received?.payload?.wireTensors().first?.bytes == model.bytes)
+        try await client.send(Envelope(.fitResult(.with { $0.round = 1; $0.parameters = Fedkit_V1_Payload([model]) })))
+        var serverInbound = session.inbound.makeAsyncIterator()
+        let result = try await serverInbound.next()
+        XCTAssertTrue(try result?.payload?.wireTensors().first?.bytes == model.bytes)
+        await client.close()
+        await server.close()
+    }
+
     func testHeartbeatsKeepAnIdleSessionAlivePastTheReadTimeout() async throws {
         let client = try await harness.connect("alice")
         let session = try await harness.session(named: "alice")
