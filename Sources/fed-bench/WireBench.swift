@@ -14,9 +14,12 @@ import Wire
 ///   decoding each make one).
 /// * `encode`: tensors -> chunk envelopes (serialize, SHA-256) -> length-prefixed frames.
 /// * `decode`: frames -> envelopes -> reassembly, size and SHA-256 checks -> validated tensors.
+/// * `crc32c`: one CRC-32C pass, the optional faster checksum.
 /// * `encode_decode`: payload bytes / (encode time + decode time).
 /// * `tls_loopback`: whole models sent server -> client through `FederationServer` /
 ///   `FederationClient` over TLS 1.3 on 127.0.0.1, reassembled and verified on arrival.
+/// * `*_crc32c`: the same with CRC-32C instead of SHA-256 (both peers announce
+///   `crc32c-checksum`).
 ///
 /// Every figure is the best of `--repeats` runs, in MB/s with MB = 10^6 bytes.
 struct WireBench: AsyncParsableCommand {
@@ -60,32 +63,46 @@ struct WireBench: AsyncParsableCommand {
         }
         report("sha256", bytes: bytes, seconds: sha256)
 
-        // Encode and decode.
-        let codec = FrameCodec()
-        var frames: [ByteBuffer] = []
-        let encode = try best { () -> Int in
-            var chunker = PayloadChunker()
-            frames = try chunker.split(envelope).map { try codec.encodeFrame($0) }
-            return frames.count
+        var crc = CRC32C()
+        let crc32c = try best { () -> Int in
+            crc = CRC32C()
+            for tensor in tensors { crc.update(tensor.bytes) }
+            return Int(crc.value)
         }
-        let decode = try best { () -> Int in
-            var assembler = PayloadAssembler()
-            var result: [WireTensor] = []
-            for frame in frames {
-                var buffer = frame
-                guard let decoded = try codec.decodeFrame(from: &buffer), let envelope = try assembler.receive(decoded) else { continue }
-                result = try envelope.payload?.wireTensors() ?? []
+        report("crc32c", bytes: bytes, seconds: crc32c)
+
+        // Encode and decode, with each checksum; the default (SHA-256) has no suffix.
+        for checksum in PayloadChecksum.allCases {
+            let suffix = checksum == .sha256 ? "" : "_\(checksum.rawValue)"
+            let codec = FrameCodec()
+            var frames: [ByteBuffer] = []
+            let encode = try best { () -> Int in
+                var chunker = PayloadChunker(checksum: checksum)
+                frames = try chunker.split(envelope).map { try codec.encodeFrame($0) }
+                return frames.count
             }
-            precondition(result.count == tensors.count && result.last?.bytes == tensors.last?.bytes, "decoded payload differs")
-            return result.count
+            let decode = try best { () -> Int in
+                var assembler = PayloadAssembler()
+                var result: [WireTensor] = []
+                for frame in frames {
+                    var buffer = frame
+                    guard let decoded = try codec.decodeFrame(from: &buffer), let envelope = try assembler.receive(decoded) else { continue }
+                    result = try envelope.payload?.wireTensors() ?? []
+                }
+                precondition(result.count == tensors.count && result.last?.bytes == tensors.last?.bytes, "decoded payload differs")
+                return result.count
+            }
+            report("encode" + suffix, bytes: bytes, seconds: encode)
+            report("decode" + suffix, bytes: bytes, seconds: decode)
+            report("encode_decode" + suffix, bytes: bytes, seconds: encode + decode)
         }
-        report("encode", bytes: bytes, seconds: encode)
-        report("decode", bytes: bytes, seconds: decode)
-        report("encode_decode", bytes: bytes, seconds: encode + decode)
 
         // TLS loopback.
-        let seconds = try await tlsLoopback(envelope: envelope, tensors: tensors)
-        report("tls_loopback", bytes: bytes * models, seconds: seconds)
+        for checksum in PayloadChecksum.allCases {
+            let suffix = checksum == .sha256 ? "" : "_\(checksum.rawValue)"
+            let seconds = try await tlsLoopback(envelope: envelope, tensors: tensors, checksum: checksum)
+            report("tls_loopback" + suffix, bytes: bytes * models, seconds: seconds)
+        }
     }
 
     /// The FedBN digit CNN's parameter shapes: 14,213,578 floats.
@@ -120,19 +137,23 @@ struct WireBench: AsyncParsableCommand {
         return fastest
     }
 
-    private func tlsLoopback(envelope: Envelope, tensors: [WireTensor]) async throws -> Double {
+    private func tlsLoopback(envelope: Envelope, tensors: [WireTensor], checksum: PayloadChecksum) async throws -> Double {
         let federation = try EphemeralFederation.make(clientNames: ["bench"])
         let quiet = Logger(label: "fed-bench") { _ in SwiftLogNoOpLogHandler() }
         var serverConfiguration = ServerConfiguration.mutualTLS(credentials: federation.server, allowedClients: ["bench"])
         serverConfiguration.logger = quiet
+        var capabilities = WireProtocol.capabilities
+        if checksum == .crc32c { capabilities.append(WireProtocol.crc32cCapability) }
+        serverConfiguration.capabilities = capabilities
         let server = try await FederationServer.start(host: "127.0.0.1", port: 0, configuration: serverConfiguration)
         var clientConfiguration = ClientConfiguration.mutualTLS(credentials: federation.clients["bench"]!,
-                                                                hello: .with { $0.clientName = "bench" })
+                                                                hello: .with { $0.clientName = "bench"; $0.capabilities = capabilities })
         clientConfiguration.serverHostname = "localhost"
         clientConfiguration.logger = quiet
         let client = try await FederationClient.connect(host: "127.0.0.1", port: server.port, configuration: clientConfiguration)
         var sessions = server.connections.makeAsyncIterator()
         guard let session = await sessions.next() else { throw ValidationError("server produced no session") }
+        precondition(client.welcome.capabilities.contains(WireProtocol.crc32cCapability) == (checksum == .crc32c), "checksum not negotiated")
         var inbound = client.inbound.makeAsyncIterator()
         let expected = tensors.last!.bytes
 
