@@ -184,7 +184,7 @@ struct WireBench: AsyncParsableCommand {
         if json {
             print(#"{"bench":"\#(bench)","mb_per_s":\#(String(format: "%.1f", mbPerSecond)),"bytes":\#(bytes),"seconds":\#(String(format: "%.6f", seconds))}"#)
         } else {
-            print("\(bench.padding(toLength: 14, withPad: " ", startingAt: 0)) \(String(format: "%9.1f", mbPerSecond)) MB/s  (\(bytes) bytes in \(String(format: "%.4f", seconds)) s)")
+            print("\(bench.padding(toLength: 21, withPad: " ", startingAt: 0)) \(String(format: "%9.1f", mbPerSecond)) MB/s  (\(bytes) bytes in \(String(format: "%.4f", seconds)) s)")
         }
     }
 }
