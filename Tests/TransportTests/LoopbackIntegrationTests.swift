@@ -226,6 +226,7 @@ final class LoopbackIntegrationTests: XCTestCase {
             XCTFail("a client of another CA was accepted")
         } catch {}
         await harness.assertLoggedRefusal("TLS handshake failed: the peer's certificate was not accepted")
+        await harness.assertLoggedRefusal("client certificate CN=alice is issued by CN=Someone else's CA, not by the federation CA")
         try await harness.assertGoodClientServed()
     }
 
@@ -238,6 +239,17 @@ final class LoopbackIntegrationTests: XCTestCase {
             XCTFail("an expired certificate was accepted")
         } catch {}
         await harness.assertLoggedRefusal("TLS handshake failed: the peer's certificate was not accepted")
+        await harness.assertLoggedRefusal("client certificate CN=alice expired at 2020-01-02T00:00:00Z")
+        try await harness.assertGoodClientServed()
+    }
+
+    func testServerCertificateUsedAsAClientCertificateIsRefused() async throws {
+        let configuration = try harness.clientConfiguration("localhost", credentials: pki().credentials("server"))
+        do {
+            _ = try await FederationClient.connect(host: "127.0.0.1", port: harness.server.port, configuration: configuration)
+            XCTFail("a server certificate was accepted as a client's")
+        } catch {}
+        await harness.assertLoggedRefusal("certificate CN=localhost is not for client authentication")
         try await harness.assertGoodClientServed()
     }
 
