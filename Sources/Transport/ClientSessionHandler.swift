@@ -61,6 +61,10 @@ final class ClientSessionHandler: ChannelInboundHandler {
         case .awaitingWelcome(let server):
             switch envelope.body {
             case .welcome(let welcome):
+                guard welcome.protocolVersion == hello.protocolVersion else {
+                    fail(context: context, error: TransportError.unsupportedVersion(welcome.protocolVersion, supported: [hello.protocolVersion]))
+                    return
+                }
                 state = .established(server: server)
                 if welcome.capabilities.contains(WireProtocol.crc32cCapability) && hello.capabilities.contains(WireProtocol.crc32cCapability) {
                     useCRC32C(context: context)
