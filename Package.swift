@@ -34,9 +34,12 @@ let package = Package(
         // Layer 3: datasets, the digits5 generator, partitioners.
         .target(name: "Data", swiftSettings: optimized),
         // Layer 4: protobuf contract, framing, chunked tensors.
+        .target(name: "CCRC32C"),
         .target(name: "Wire", dependencies: [
+            "CCRC32C",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // Layer 5: mutual-TLS listener and dialer.
@@ -47,6 +50,7 @@ let package = Package(
             .product(name: "NIOTLS", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -84,13 +88,16 @@ let package = Package(
         .executableTarget(name: "fed-bench", dependencies: [
             "FedKitCLI", "Federated", "CBLAS", "NN", "Data", "Wire", "Transport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: optimized),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: optimized),
         .testTarget(name: "NNTests", dependencies: ["NN"], exclude: ["Fixtures"], swiftSettings: optimized),
         .testTarget(name: "DataTests", dependencies: ["Data", "NN"], swiftSettings: optimized),
         .testTarget(name: "WireTests", dependencies: [
-            "Wire", .product(name: "NIOCore", package: "swift-nio"),
+            "Wire", "CCRC32C", .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "TransportTests", dependencies: [

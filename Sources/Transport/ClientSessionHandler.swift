@@ -61,7 +61,14 @@ final class ClientSessionHandler: ChannelInboundHandler {
         case .awaitingWelcome(let server):
             switch envelope.body {
             case .welcome(let welcome):
+                guard welcome.protocolVersion == hello.protocolVersion else {
+                    fail(context: context, error: TransportError.unsupportedVersion(welcome.protocolVersion, supported: [hello.protocolVersion]))
+                    return
+                }
                 state = .established(server: server)
+                if welcome.capabilities.contains(WireProtocol.crc32cCapability) && hello.capabilities.contains(WireProtocol.crc32cCapability) {
+                    useCRC32C(context: context)
+                }
                 core.logger.info("session established")
                 settled = true
                 established.succeed(PeerConnection(peerName: server, hello: hello, welcome: welcome, inbound: core.inbound, channel: context.channel))

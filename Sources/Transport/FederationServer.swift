@@ -62,7 +62,11 @@ public final class FederationServer: Sendable {
                     var settings = settings
                     settings.logger = logger
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLServerHandler(context: context))
+                    if let verifier = ClientCertificateVerifier(tls: configuration.tls, logger: logger) {
+                        try sync.addHandler(NIOSSLServerHandler(context: context, customVerificationCallback: verifier.verify))
+                    } else {
+                        try sync.addHandler(NIOSSLServerHandler(context: context))
+                    }
                     try FedPipeline.addCommonHandlers(
                         to: sync, maximumFrameSize: configuration.maximumFrameSize,
                         maximumPayloadSize: configuration.maximumPayloadSize, chunkSize: configuration.chunkSize,

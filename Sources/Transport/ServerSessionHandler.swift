@@ -116,6 +116,9 @@ final class ServerSessionHandler: ChannelInboundHandler {
             $0.heartbeatIntervalSeconds = UInt32(max(0, settings.heartbeatInterval.nanoseconds / 1_000_000_000))
         }
         context.writeAndFlush(Self.wrapOutboundOut(Envelope(.welcome(welcome))), promise: nil)
+        if welcome.capabilities.contains(WireProtocol.crc32cCapability) {
+            useCRC32C(context: context)
+        }
         state = .established(peer: peer)
         core.logger.info("client session established", metadata: [
             "peer": "\(peer)", "domain": "\(hello.dataset.domain)", "train_examples": "\(hello.dataset.trainExamples)",
@@ -138,3 +141,10 @@ final class ServerSessionHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension ServerSessionHandler: Sendable {}
+
+/// Switches the connection's outgoing chunked payloads to CRC-32C, once both peers announced it.
+func useCRC32C(context: ChannelHandlerContext) {
+    if let chunking = try? context.pipeline.syncOperations.handler(type: PayloadChunkingHandler.self) {
+        chunking.checksum = .crc32c
+    }
+}

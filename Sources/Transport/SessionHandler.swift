@@ -31,7 +31,7 @@ final class SessionCore {
         guard !closing else { return }
         closing = true
         failure = error
-        logger.warning("closing connection", metadata: ["reason": "\(error)"])
+        logger.warning("closing connection", metadata: ["reason": "\(Self.explain(error))"])
         let channel = context.channel
         guard tellPeer, !(error is NIOSSLError), !(error is BoringSSLError) else {
             context.close(promise: nil)
@@ -46,6 +46,23 @@ final class SessionCore {
         context.writeAndFlush(NIOAny(envelope)).whenComplete { _ in channel.close(promise: nil) }
         // A peer that does not read must not keep the connection open.
         context.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+    }
+
+    /// A sentence for the log: TLS failures are named in plain words, followed by the library's error.
+    static func explain(_ error: Error) -> String {
+        let raw = "\(error)"
+        let known: [(String, String)] = [
+            ("PEER_DID_NOT_RETURN_A_CERTIFICATE", "TLS handshake failed: the peer presented no client certificate"),
+            ("CERTIFICATE_VERIFY_FAILED", "TLS handshake failed: the peer's certificate was not accepted (not signed by the federation CA, expired or not yet valid)"),
+            ("WRONG_VERSION_NUMBER", "TLS handshake failed: the peer does not speak TLS (plaintext?)"),
+            ("HTTP_REQUEST", "TLS handshake failed: the peer sent a plaintext HTTP request"),
+            ("TLSV1_ALERT_UNKNOWN_CA", "TLS handshake failed: the peer does not trust our certificate's CA"),
+            ("UNSUPPORTED_PROTOCOL", "TLS handshake failed: the peer does not support TLS 1.3"),
+        ]
+        for (code, sentence) in known where raw.contains(code) {
+            return "\(sentence) [\(raw)]"
+        }
+        return raw
     }
 
     /// Ends the connection without an error (a Goodbye, or our own close).

@@ -65,7 +65,7 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
         case let wire as WireError:
             switch wire {
             case .frameTooLarge, .payloadTooLarge: return .frameTooLarge
-            case .checksumMismatch, .missingChunks, .payloadSizeMismatch, .chunkOutOfOrder, .unexpectedTransfer: return .checksumMismatch
+            case .checksumMismatch, .crc32cMismatch, .missingChecksum, .missingChunks, .payloadSizeMismatch, .chunkOutOfOrder, .unexpectedTransfer: return .checksumMismatch
             case .encodingFailed: return .internal
             default: return .malformed
             }

@@ -64,6 +64,7 @@ public struct FrameCodec: ByteToMessageDecoder, MessageToByteEncoder, Sendable {
         guard buffer.readableBytes >= Self.headerSize + Int(length) else { return nil }
         buffer.moveReaderIndex(forwardBy: Self.headerSize)
         let body = buffer.readSlice(length: Int(length))!
+        if let chunk = Self.decodeChunkEnvelope(body) { return chunk }  // large payload slices: no copy
         do {
             return try Envelope(serializedBytes: ProtobufBuffer(wrapping: body))
         } catch {

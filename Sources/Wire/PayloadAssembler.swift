@@ -8,7 +8,7 @@ import SwiftProtobuf
 ///
 /// Feed it every inbound envelope in order. Chunks are absorbed (the call returns `nil`); an
 /// envelope whose payload is chunked comes back with the reassembled tensors inline, but only
-/// after the chunk count, the total size and the SHA-256 digest match and every tensor's shape,
+/// after the chunk count, the total size and the checksum (SHA-256 or CRC-32C) match and every tensor's shape,
 /// dtype and size agree. Any mismatch throws and discards the transfer: nothing half-received
 /// is ever returned. Other envelopes (heartbeats may be interleaved with chunks) pass through.
 public struct PayloadAssembler: Sendable {
@@ -21,7 +21,6 @@ public struct PayloadAssembler: Sendable {
     private struct Transfer {
         var id: UInt64
         var nextIndex: UInt32
-        var hasher: SHA256
         var bytes: ByteBuffer
     }
 
@@ -73,7 +72,6 @@ public struct PayloadAssembler: Sendable {
             guard size <= maximumPayloadSize else {
                 throw WireError.payloadTooLarge(transferID: transfer.id, size: size, limit: maximumPayloadSize)
             }
-            transfer.hasher.update(data: chunk.data)
             transfer.bytes.writeBytes(chunk.data)
             transfer.nextIndex += 1
             open = transfer
@@ -84,11 +82,13 @@ public struct PayloadAssembler: Sendable {
             guard chunk.data.count <= maximumPayloadSize else {
                 throw WireError.payloadTooLarge(transferID: chunk.transferID, size: chunk.data.count, limit: maximumPayloadSize)
             }
-            var hasher = SHA256()
-            hasher.update(data: chunk.data)
-            var bytes = ByteBufferAllocator().buffer(capacity: chunk.data.count)
+            guard chunk.totalBytes <= UInt64(maximumPayloadSize) else {
+                throw WireError.payloadTooLarge(transferID: chunk.transferID, size: Int(clamping: chunk.totalBytes), limit: maximumPayloadSize)
+            }
+            // Chunk 0 announces the total: allocate once.
+            var bytes = ByteBufferAllocator().buffer(capacity: max(chunk.data.count, Int(chunk.totalBytes)))
             bytes.writeBytes(chunk.data)
-            open = Transfer(id: chunk.transferID, nextIndex: 1, hasher: hasher, bytes: bytes)
+            open = Transfer(id: chunk.transferID, nextIndex: 1, bytes: bytes)
         }
     }
 
@@ -104,16 +104,23 @@ public struct PayloadAssembler: Sendable {
         guard UInt64(transfer.bytes.readableBytes) == reference.totalBytes else {
             throw WireError.payloadSizeMismatch(transferID: transfer.id, announced: reference.totalBytes, received: UInt64(transfer.bytes.readableBytes))
         }
-        let computed = Data(transfer.hasher.finalize())
-        guard computed == reference.sha256 else {
-            throw WireError.checksumMismatch(transferID: transfer.id, announced: reference.sha256.hexString, computed: computed.hexString)
+        guard !reference.sha256.isEmpty || !reference.crc32C.isEmpty else {
+            throw WireError.missingChecksum(transferID: transfer.id)
         }
-        let set: Fedkit_V1_TensorSet
-        do {
-            set = try Fedkit_V1_TensorSet(serializedBytes: ProtobufBuffer(wrapping: transfer.bytes))
-        } catch {
-            throw WireError.invalidTensorSet(reason: "\(error)")
+        if !reference.sha256.isEmpty {
+            let computed = transfer.bytes.withUnsafeReadableBytes { Data(SHA256.hash(data: $0)) }
+            guard computed == reference.sha256 else {
+                throw WireError.checksumMismatch(transferID: transfer.id, announced: reference.sha256.hexString, computed: computed.hexString)
+            }
         }
+        if !reference.crc32C.isEmpty {
+            var crc = CRC32C()
+            transfer.bytes.withUnsafeReadableBytes { crc.update($0) }
+            guard crc.bigEndianBytes == reference.crc32C else {
+                throw WireError.crc32cMismatch(transferID: transfer.id, announced: reference.crc32C.hexString, computed: crc.bigEndianBytes.hexString)
+            }
+        }
+        let set = try TensorSetParser.parse(transfer.bytes)  // tensors share the reassembled buffer
         _ = try set.wireTensors()
         return set
     }

@@ -19,6 +19,8 @@ public struct PayloadChunker: Sendable {
     public var chunkSize: Int
     /// Largest serialized payload kept inline in its envelope.
     public var inlineLimit: Int
+    /// Checksum put on chunked payloads; CRC-32C only if the peer announced it.
+    public var checksum: PayloadChecksum
     /// Transfer identifier of the next chunked payload; unique per connection.
     public private(set) var nextTransferID: UInt64
 
@@ -26,13 +28,16 @@ public struct PayloadChunker: Sendable {
     /// - Parameters:
     ///   - chunkSize: Bytes of payload per chunk, > 0.
     ///   - inlineLimit: Largest payload kept inline, >= 0.
+    ///   - checksum: Checksum of chunked payloads.
     ///   - firstTransferID: Identifier of the first transfer.
     public init(chunkSize: Int = PayloadChunker.defaultChunkSize,
                 inlineLimit: Int = PayloadChunker.defaultInlineLimit,
+                checksum: PayloadChecksum = .sha256,
                 firstTransferID: UInt64 = 1) {
         precondition(chunkSize > 0 && inlineLimit >= 0, "chunkSize must be positive and inlineLimit non-negative")
         self.chunkSize = chunkSize
         self.inlineLimit = inlineLimit
+        self.checksum = checksum
         self.nextTransferID = firstTransferID
     }
 
@@ -43,39 +48,102 @@ public struct PayloadChunker: Sendable {
     /// - Throws: `WireError.encodingFailed` when the payload cannot be serialized.
     public mutating func split(_ envelope: Envelope) throws -> [Envelope] {
         guard let payload = envelope.payload, case .inline(let set)? = payload.content else { return [envelope] }
-        let serialized: Data
+        let segments: [Data]
         do {
-            serialized = try set.serializedBytes()
+            segments = try Self.serializedSegments(of: set)
         } catch {
             throw WireError.encodingFailed(kind: envelope.kind, reason: "\(error)")
         }
-        guard serialized.count > inlineLimit else { return [envelope] }
+        let total = segments.reduce(0) { $0 + $1.count }
+        guard total > inlineLimit else { return [envelope] }
 
         let transferID = nextTransferID
         nextTransferID &+= 1
+        var sha256 = SHA256()
+        var crc32c = CRC32C()
+        for segment in segments {
+            switch checksum {
+            case .sha256: sha256.update(data: segment)
+            case .crc32c: crc32c.update(segment)
+            }
+        }
+
         var envelopes: [Envelope] = []
-        envelopes.reserveCapacity(serialized.count / chunkSize + 2)
+        envelopes.reserveCapacity(total / chunkSize + 2)
         var index: UInt32 = 0
-        var offset = serialized.startIndex
-        while offset < serialized.endIndex {
-            let end = min(offset + chunkSize, serialized.endIndex)
+        var segment = 0, offsetInSegment = 0
+        var remaining = total
+        while remaining > 0 {
+            // Gather the next chunkSize bytes; a chunk inside one tensor's data is a view (no copy).
+            var wanted = min(chunkSize, remaining)
+            var pieces: [Data] = []
+            while wanted > 0 {
+                let data = segments[segment]
+                let take = min(wanted, data.count - offsetInSegment)
+                let from = data.startIndex + offsetInSegment
+                pieces.append(data[from..<from + take])
+                wanted -= take
+                offsetInSegment += take
+                if offsetInSegment == data.count { segment += 1; offsetInSegment = 0 }
+            }
             var chunk = Fedkit_V1_PayloadChunk()
             chunk.transferID = transferID
             chunk.index = index
-            chunk.data = serialized[offset..<end]  // a slice: shares storage, no copy
+            chunk.data = pieces.count == 1 ? pieces[0] : pieces.reduce(into: Data()) { $0.append($1) }
+            if index == 0 { chunk.totalBytes = UInt64(total) }
+            remaining -= chunk.data.count
             envelopes.append(Envelope(.chunk(chunk)))
             index += 1
-            offset = end
         }
 
         var reference = Fedkit_V1_ChunkedPayload()
         reference.transferID = transferID
         reference.chunkCount = index
-        reference.totalBytes = UInt64(serialized.count)
-        reference.sha256 = Data(SHA256.hash(data: serialized))
+        reference.totalBytes = UInt64(total)
+        switch checksum {
+        case .sha256: reference.sha256 = Data(sha256.finalize())
+        case .crc32c: reference.crc32C = crc32c.bigEndianBytes
+        }
         var last = envelope
         last.payload = Fedkit_V1_Payload.with { $0.content = .chunked(reference) }
         envelopes.append(last)
         return envelopes
+    }
+
+    /// The protobuf serialization of `set` as consecutive pieces whose concatenation is exactly
+    /// `set.serializedBytes()`: for each tensor a small header (the tensor without its data, then
+    /// the data field's key and length) followed by the tensor's data itself, uncopied.
+    static func serializedSegments(of set: Fedkit_V1_TensorSet) throws -> [Data] {
+        guard set.unknownFields.data.isEmpty, set.tensors.allSatisfy({ $0.unknownFields.data.isEmpty }) else {
+            return [try set.serializedBytes()]  // unknown fields are written after data: no shortcut
+        }
+        var segments: [Data] = []
+        segments.reserveCapacity(set.tensors.count * 2)
+        for tensor in set.tensors {
+            var header = tensor
+            header.data = Data()
+            var headerBytes: Data = try header.serializedBytes()
+            let dataCount = tensor.data.count
+            if dataCount > 0 {
+                // Field 4 (data), wire type 2, comes last in field-number order.
+                headerBytes.append(0x22)
+                appendVarint(UInt64(dataCount), to: &headerBytes)
+            }
+            var record = Data([0x0A])  // TensorSet field 1 (tensors), wire type 2
+            appendVarint(UInt64(headerBytes.count + dataCount), to: &record)
+            record.append(headerBytes)
+            segments.append(record)
+            if dataCount > 0 { segments.append(tensor.data) }
+        }
+        return segments
+    }
+
+    private static func appendVarint(_ value: UInt64, to data: inout Data) {
+        var v = value
+        while v >= 0x80 {
+            data.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+        }
+        data.append(UInt8(v))
     }
 }

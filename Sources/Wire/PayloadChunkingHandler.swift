@@ -27,6 +27,13 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
         self.assembler = assembler
     }
 
+    /// Checksum of the chunked payloads this handler sends; set it to `.crc32c` only once the
+    /// peer announced `WireProtocol.crc32cCapability`. Call on the channel's event loop.
+    public var checksum: PayloadChecksum {
+        get { chunker.checksum }
+        set { chunker.checksum = newValue }
+    }
+
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
         do {

@@ -18,10 +18,19 @@ struct ProtobufBuffer: SwiftProtobufContiguousBytes {
 
     init(repeating: UInt8, count: Int) {
         var buffer = ByteBufferAllocator().buffer(capacity: count + Self.headroom)
-        buffer.writeRepeatingByte(repeating, count: count + Self.headroom)
+        if repeating == 0 && count >= Self.uninitializedThreshold {
+            // SwiftProtobuf creates its output buffer this way and then overwrites every byte
+            // (it asserts so): skip filling megabytes that are about to be written anyway.
+            buffer.moveWriterIndex(forwardBy: count + Self.headroom)
+        } else {
+            buffer.writeRepeatingByte(repeating, count: count + Self.headroom)
+        }
         buffer.moveReaderIndex(forwardBy: Self.headroom)
         self.buffer = buffer
     }
+
+    /// Buffers at least this large are not zero-filled before serialization.
+    static let uninitializedThreshold = 64 << 10
 
     init<S: Sequence>(_ sequence: S) where S.Element == UInt8 {
         self.buffer = ByteBuffer(bytes: sequence)

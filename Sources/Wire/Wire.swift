@@ -21,7 +21,10 @@ public enum WireProtocol {
     public static let supportedVersions: [UInt32] = [1]
     /// Capability announced by peers that send and accept chunked payloads.
     public static let chunkedPayloadCapability = "chunked-payload"
-    /// Capabilities this build supports.
+    /// Capability announced by peers that accept and may send CRC-32C instead of SHA-256 as
+    /// the checksum of chunked payloads. Not announced by default.
+    public static let crc32cCapability = "crc32c-checksum"
+    /// Capabilities this build announces by default.
     public static let capabilities: [String] = [chunkedPayloadCapability]
 }
 

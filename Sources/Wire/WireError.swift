@@ -25,6 +25,10 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     case checksumMismatch(transferID: UInt64, announced: String, computed: String)
     /// A reassembled payload did not decode as a `TensorSet`.
     case invalidTensorSet(reason: String)
+    /// The CRC-32C of the received payload differs from the announced one.
+    case crc32cMismatch(transferID: UInt64, announced: String, computed: String)
+    /// A chunked payload carried neither a SHA-256 nor a CRC-32C.
+    case missingChecksum(transferID: UInt64)
     /// A tensor's dtype is unspecified or unknown.
     case unsupportedDType(tensor: String, dtype: Int)
     /// A tensor has a negative dimension.
@@ -56,6 +60,10 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
             return "payload transfer \(id) announces \(announced) bytes but \(received) were received"
         case let .checksumMismatch(id, announced, computed):
             return "payload transfer \(id) failed its SHA-256 check: announced \(announced), computed \(computed); nothing was applied"
+        case let .crc32cMismatch(id, announced, computed):
+            return "payload transfer \(id) failed its CRC-32C check: announced \(announced), computed \(computed); nothing was applied"
+        case let .missingChecksum(id):
+            return "payload transfer \(id) carries no checksum; nothing was applied"
         case let .invalidTensorSet(reason):
             return "payload is not a valid fedkit.v1.TensorSet (\(reason))"
         case let .unsupportedDType(tensor, dtype):

@@ -26,9 +26,10 @@
 /// Large tensor sets do not fit in one frame. They travel as a run of
 /// `PayloadChunk` envelopes that carry consecutive slices of one serialized
 /// `TensorSet`, followed by the envelope that uses them (a FitRequest, FitResult
-/// or EvaluateRequest) whose `Payload` says `chunked` and holds the SHA-256 of the
-/// whole serialized TensorSet. The receiver checks count, size and digest before
-/// it decodes or applies anything.
+/// or EvaluateRequest) whose `Payload` says `chunked` and holds the SHA-256 (or,
+/// when both peers announced "crc32c-checksum", the CRC-32C) of the whole
+/// serialized TensorSet. The receiver checks count, size and checksum before it
+/// decodes or applies anything.
 ///
 /// Compatibility rules: field numbers are never reused; removed fields go into
 /// `reserved`; each message keeps a reserved range for future fields; new
@@ -235,8 +236,15 @@ public nonisolated struct Fedkit_V1_ChunkedPayload: Sendable {
   /// Total number of bytes of the serialized TensorSet (sum of chunk sizes).
   public var totalBytes: UInt64 = 0
 
-  /// SHA-256 digest (32 bytes) of the whole serialized TensorSet.
+  /// SHA-256 digest (32 bytes) of the whole serialized TensorSet. Every receiver
+  /// supports it; a sender uses it unless both peers announced "crc32c-checksum".
   public var sha256: Data = Data()
+
+  /// CRC-32C (Castagnoli) of the whole serialized TensorSet as 4 bytes, big-endian;
+  /// sent instead of sha256 when both peers announced the capability
+  /// "crc32c-checksum". A receiver verifies every checksum present and refuses a
+  /// chunked payload that carries none.
+  public var crc32C: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -296,6 +304,10 @@ public nonisolated struct Fedkit_V1_PayloadChunk: Sendable {
 
   /// The slice's bytes.
   public var data: Data = Data()
+
+  /// Set on chunk 0 only: total bytes of the transfer (ChunkedPayload.total_bytes), so
+  /// that a receiver can refuse an oversized transfer at once and allocate it once.
+  public var totalBytes: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -842,7 +854,7 @@ nonisolated extension Fedkit_V1_TensorSet: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Fedkit_V1_ChunkedPayload: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ChunkedPayload"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transfer_id\0\u{3}chunk_count\0\u{3}total_bytes\0\u{1}sha256\0\u{c}\u{5}\u{b}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transfer_id\0\u{3}chunk_count\0\u{3}total_bytes\0\u{1}sha256\0\u{1}crc32c\0\u{c}\u{6}\u{a}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -854,6 +866,7 @@ nonisolated extension Fedkit_V1_ChunkedPayload: SwiftProtobuf.Message, SwiftProt
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.chunkCount) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.totalBytes) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.sha256) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.crc32C) }()
       default: break
       }
     }
@@ -872,6 +885,9 @@ nonisolated extension Fedkit_V1_ChunkedPayload: SwiftProtobuf.Message, SwiftProt
     if !self.sha256.isEmpty {
       try visitor.visitSingularBytesField(value: self.sha256, fieldNumber: 4)
     }
+    if !self.crc32C.isEmpty {
+      try visitor.visitSingularBytesField(value: self.crc32C, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -880,6 +896,7 @@ nonisolated extension Fedkit_V1_ChunkedPayload: SwiftProtobuf.Message, SwiftProt
     if lhs.chunkCount != rhs.chunkCount {return false}
     if lhs.totalBytes != rhs.totalBytes {return false}
     if lhs.sha256 != rhs.sha256 {return false}
+    if lhs.crc32C != rhs.crc32C {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -954,7 +971,7 @@ nonisolated extension Fedkit_V1_Payload: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Fedkit_V1_PayloadChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PayloadChunk"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transfer_id\0\u{1}index\0\u{1}data\0\u{c}\u{4}\u{c}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}transfer_id\0\u{1}index\0\u{1}data\0\u{3}total_bytes\0\u{c}\u{5}\u{b}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -965,6 +982,7 @@ nonisolated extension Fedkit_V1_PayloadChunk: SwiftProtobuf.Message, SwiftProtob
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.transferID) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.totalBytes) }()
       default: break
       }
     }
@@ -980,6 +998,9 @@ nonisolated extension Fedkit_V1_PayloadChunk: SwiftProtobuf.Message, SwiftProtob
     if !self.data.isEmpty {
       try visitor.visitSingularBytesField(value: self.data, fieldNumber: 3)
     }
+    if self.totalBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.totalBytes, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -987,6 +1008,7 @@ nonisolated extension Fedkit_V1_PayloadChunk: SwiftProtobuf.Message, SwiftProtob
     if lhs.transferID != rhs.transferID {return false}
     if lhs.index != rhs.index {return false}
     if lhs.data != rhs.data {return false}
+    if lhs.totalBytes != rhs.totalBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

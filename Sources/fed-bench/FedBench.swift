@@ -11,6 +11,7 @@ struct FedBench: AsyncParsableCommand {
             TrainBench.self,
             AggregateBench.self,
             DataBench.self,
+            WireBench.self,
         ]
     )
 }

@@ -135,6 +135,8 @@ final class InteropTests: XCTestCase {
         var chunker = PayloadChunker(chunkSize: 10_000, inlineLimit: 0, firstTransferID: 5)
         let big = WireTensor(name: "features.0.weight", shape: [64, 3, 5, 5], floats: (0..<4800).map { Float($0) * -0.125 })
         envelopes += try chunker.split(Envelope(.fitRequest(.with { $0.round = 2; $0.parameters = Fedkit_V1_Payload([big]) })))
+        chunker.checksum = .crc32c
+        envelopes += try chunker.split(Envelope(.fitResult(.with { $0.round = 2; $0.parameters = Fedkit_V1_Payload([big]) })))
         for i in envelopes.indices { envelopes[i].sequence = UInt64(i) }
         let file = directory.appendingPathComponent("swift.bin")
         try writeFrames(envelopes, to: file)
@@ -148,6 +150,7 @@ final class InteropTests: XCTestCase {
             XCTAssertEqual(c, swift)
         }
         XCTAssertTrue(cLines.contains { $0.contains("reassembled=5 sha256=ok tensors=1 features.0.weight:64x3x5x5:1:19200:") })
+        XCTAssertTrue(cLines.contains { $0.contains("reassembled=6 crc32c=ok tensors=1 features.0.weight:64x3x5x5:1:19200:") })
     }
 
     func testSwiftDecoderAcceptsEveryFrameTheCPeerWrites() throws {
@@ -256,7 +259,7 @@ enum InteropSamples {
                 switch p.content {
                 case .inline(let set)?:
                     if case .chunked(let ref)? = original.payload?.content {
-                        return " reassembled=\(ref.transferID) sha256=ok" + tensors(set)
+                        return " reassembled=\(ref.transferID) \(ref.sha256.isEmpty ? "crc32c" : "sha256")=ok" + tensors(set)
                     }
                     return " inline" + tensors(set)
                 case .chunked?: return " payload=unassembled"

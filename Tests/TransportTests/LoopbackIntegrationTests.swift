@@ -163,6 +163,37 @@ final class LoopbackIntegrationTests: XCTestCase {
         try await harness.assertGoodClientServed()
     }
 
+    func testCRC32CIsUsedOnlyWhenBothPeersAnnounceIt() async throws {
+        // The harness server does not announce it: the Welcome leaves it out even if asked.
+        var asking = try harness.clientConfiguration("alice")
+        asking.hello.capabilities.append(WireProtocol.crc32cCapability)
+        let refused = try await FederationClient.connect(host: "127.0.0.1", port: harness.server.port, configuration: asking)
+        XCTAssertFalse(refused.welcome.capabilities.contains(WireProtocol.crc32cCapability))
+        await refused.close()
+
+        // A server and a client that both announce it agree on it, and payloads still arrive intact.
+        var configuration = ServerConfiguration.mutualTLS(credentials: try pki().credentials("server"))
+        configuration.capabilities.append(WireProtocol.crc32cCapability)
+        configuration.logger = Logger(label: "crc") { _ in SwiftLogNoOpLogHandler() }
+        let server = try await FederationServer.start(host: "127.0.0.1", port: 0, configuration: configuration)
+        let client = try await FederationClient.connect(host: "127.0.0.1", port: server.port, configuration: asking)
+        XCTAssertTrue(client.welcome.capabilities.contains(WireProtocol.crc32cCapability))
+        var sessions = server.connections.makeAsyncIterator()
+        let next = await sessions.next()
+        let session = try XCTUnwrap(next)
+        let model = sixtyMegabytes(seed: 42)
+        try await session.send(Envelope(.fitRequest(.with { $0.round = 1; $0.parameters = Fedkit_V1_Payload([model]) })))
+        var inbound = client.inbound.makeAsyncIterator()
+        let received = try await inbound.next()
+        XCTAssertTrue(try received?.payload?.wireTensors().first?.bytes == model.bytes)
+        try await client.send(Envelope(.fitResult(.with { $0.round = 1; $0.parameters = Fedkit_V1_Payload([model]) })))
+        var serverInbound = session.inbound.makeAsyncIterator()
+        let result = try await serverInbound.next()
+        XCTAssertTrue(try result?.payload?.wireTensors().first?.bytes == model.bytes)
+        await client.close()
+        await server.close()
+    }
+
     func testHeartbeatsKeepAnIdleSessionAlivePastTheReadTimeout() async throws {
         let client = try await harness.connect("alice")
         let session = try await harness.session(named: "alice")
@@ -184,7 +215,7 @@ final class LoopbackIntegrationTests: XCTestCase {
             _ = try await FederationClient.connect(host: "127.0.0.1", port: harness.server.port, configuration: configuration)
             XCTFail("a client without certificate was accepted")
         } catch {}
-        await harness.assertLoggedRefusal("PEER_DID_NOT_RETURN_A_CERTIFICATE")
+        await harness.assertLoggedRefusal("TLS handshake failed: the peer presented no client certificate")
         try await harness.assertGoodClientServed()
     }
 
@@ -194,7 +225,8 @@ final class LoopbackIntegrationTests: XCTestCase {
             _ = try await FederationClient.connect(host: "127.0.0.1", port: harness.server.port, configuration: configuration)
             XCTFail("a client of another CA was accepted")
         } catch {}
-        await harness.assertLoggedRefusal("CERTIFICATE_VERIFY_FAILED")
+        await harness.assertLoggedRefusal("TLS handshake failed: the peer's certificate was not accepted")
+        await harness.assertLoggedRefusal("client certificate CN=alice is issued by CN=Someone else's CA, not by the federation CA")
         try await harness.assertGoodClientServed()
     }
 
@@ -206,7 +238,18 @@ final class LoopbackIntegrationTests: XCTestCase {
             _ = try await FederationClient.connect(host: "127.0.0.1", port: harness.server.port, configuration: configuration)
             XCTFail("an expired certificate was accepted")
         } catch {}
-        await harness.assertLoggedRefusal("CERTIFICATE_VERIFY_FAILED")
+        await harness.assertLoggedRefusal("TLS handshake failed: the peer's certificate was not accepted")
+        await harness.assertLoggedRefusal("client certificate CN=alice expired at 2020-01-02T00:00:00Z")
+        try await harness.assertGoodClientServed()
+    }
+
+    func testServerCertificateUsedAsAClientCertificateIsRefused() async throws {
+        let configuration = try harness.clientConfiguration("localhost", credentials: pki().credentials("server"))
+        do {
+            _ = try await FederationClient.connect(host: "127.0.0.1", port: harness.server.port, configuration: configuration)
+            XCTFail("a server certificate was accepted as a client's")
+        } catch {}
+        await harness.assertLoggedRefusal("certificate CN=localhost is not for client authentication")
         try await harness.assertGoodClientServed()
     }
 
@@ -228,7 +271,7 @@ final class LoopbackIntegrationTests: XCTestCase {
         try await peer.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
         let closed = await peer.waitForClose()
         XCTAssertTrue(closed, "server kept a plaintext connection open")
-        await harness.assertLoggedRefusal("closing connection")
+        await harness.assertLoggedRefusal("TLS handshake failed: the peer sent a plaintext HTTP request")
         try await harness.assertGoodClientServed()
     }
 

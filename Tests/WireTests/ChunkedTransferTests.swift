@@ -184,4 +184,34 @@ final class ChunkedTransferTests: XCTestCase {
             XCTAssertEqual(error as? WireError, .tensorSizeMismatch(tensor: "fc.weight", shape: [2, 2], expectedBytes: 16, actualBytes: 12))
         }
     }
+
+    func testSegmentsConcatenateToTheProtobufSerialization() throws {
+        var withUnknown = Fedkit_V1_Tensor()
+        withUnknown.name = "u"; withUnknown.dtype = .uint8; withUnknown.shape = [2]; withUnknown.data = Data([1, 2])
+        try withUnknown.merge(serializedBytes: [0x48, 0x07] as [UInt8])  // unknown field 9
+        let sets = [
+            Fedkit_V1_TensorSet(Samples.smallTensors()),
+            Fedkit_V1_TensorSet([try WireTensor(name: "empty", shape: [0], dtype: .float32, bytes: Data())]),
+            Fedkit_V1_TensorSet(bigTensors()),
+            Fedkit_V1_TensorSet.with { $0.tensors = [withUnknown] },
+            Fedkit_V1_TensorSet(),
+        ]
+        for set in sets {
+            let joined = try PayloadChunker.serializedSegments(of: set).reduce(into: Data()) { $0.append($1) }
+            let reference: Data = try set.serializedBytes()
+            XCTAssertTrue(joined == reference, "segments differ for \(set.tensors.map(\.name))")
+        }
+    }
+
+    func testChunksOfEverySizeReassembleExactly() throws {
+        let tensors = Samples.smallTensors() + [WireTensor(name: "w", shape: [777], floats: Samples.floats(777, seed: 9))]
+        for chunkSize in [1, 7, 100, 433, 4096] {
+            var chunker = PayloadChunker(chunkSize: chunkSize, inlineLimit: 0)
+            let envelopes = try chunker.split(Envelope(.evaluateRequest(.with { $0.round = 5; $0.parameters = Fedkit_V1_Payload(tensors) })))
+            var assembler = PayloadAssembler()
+            let out = try envelopes.compactMap { try assembler.receive($0) }
+            XCTAssertEqual(out.count, 1)
+            XCTAssertEqual(try out[0].payload?.wireTensors(), tensors, "chunk size \(chunkSize)")
+        }
+    }
 }

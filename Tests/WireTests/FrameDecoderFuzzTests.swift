@@ -107,3 +107,36 @@ final class FrameDecoderFuzzTests: XCTestCase {
         }
     }
 }
+
+/// The chunk fast path must decode exactly what SwiftProtobuf decodes, or step aside.
+final class ChunkFastPathTests: XCTestCase {
+    func testFastPathAgreesWithSwiftProtobufOnMutatedChunkFrames() throws {
+        var rng = SeededGenerator(seed: 2024)
+        var taken = 0
+        for iteration in 0..<3000 {
+            var chunk = Fedkit_V1_PayloadChunk()
+            chunk.transferID = rng.next() % 3 == 0 ? rng.next() : rng.next() % 100
+            chunk.index = UInt32(truncatingIfNeeded: rng.next() % 5 == 0 ? rng.next() : rng.next() % 50)
+            chunk.data = Data((0..<Int(rng.next() % 40)).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+            if rng.next() % 2 == 0 { chunk.totalBytes = rng.next() % 1_000_000 }
+            var envelope = Envelope(.chunk(chunk))
+            if rng.next() % 2 == 0 { envelope.sequence = rng.next() % 1000 }
+            var bytes: [UInt8] = try envelope.serializedBytes()
+            if iteration % 2 == 1 {  // mutate
+                for _ in 0..<(1 + Int(rng.next() % 3)) where !bytes.isEmpty {
+                    bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
+                }
+            }
+            let fast = FrameCodec.decodeChunkEnvelope(ByteBuffer(bytes: bytes))
+            let reference = try? Envelope(serializedBytes: bytes)
+            if iteration % 2 == 0 {
+                XCTAssertEqual(fast, envelope, "fast path must take every well-formed chunk envelope")
+            }
+            if let fast {
+                taken += 1
+                XCTAssertEqual(fast, reference, "fast path disagrees on \(bytes)")
+            }
+        }
+        XCTAssertGreaterThan(taken, 1500)
+    }
+}

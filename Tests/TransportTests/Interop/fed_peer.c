@@ -27,6 +27,16 @@ static void sha256(const uint8_t *data, size_t len, uint8_t out[32]) {
     if (!EVP_Digest(data, len, out, &n, EVP_sha256(), NULL)) { fprintf(stderr, "sha256 failed\n"); exit(1); }
 }
 
+/* CRC-32C (Castagnoli), bit by bit: slow and obviously right. */
+static uint32_t crc32c(const uint8_t *data, size_t len) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < len; i++) {
+        c ^= data[i];
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    }
+    return ~c;
+}
+
 static uint32_t bits_f(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static uint64_t bits_d(double d) { uint64_t u; memcpy(&u, &d, 8); return u; }
 
@@ -58,11 +68,19 @@ static void print_payload(const Fedkit__V1__Payload *p) {
         print_tensors(p->inline_->n_tensors, p->inline_->tensors);
     } else if (p->content_case == FEDKIT__V1__PAYLOAD__CONTENT_CHUNKED) {
         const Fedkit__V1__ChunkedPayload *c = p->chunked;
-        uint8_t digest[32];
-        sha256(open_bytes, open_len, digest);
         int ok = c->transfer_id == open_id && c->chunk_count == open_next && c->total_bytes == open_len
-                 && c->sha256.len == 32 && memcmp(digest, c->sha256.data, 32) == 0;
-        printf(" reassembled=%" PRIu64 " sha256=%s", c->transfer_id, ok ? "ok" : "MISMATCH");
+                 && (c->sha256.len > 0 || c->crc32c.len > 0);
+        if (c->sha256.len > 0) {  /* SHA-256 */
+            uint8_t digest[32];
+            sha256(open_bytes, open_len, digest);
+            ok = ok && c->sha256.len == 32 && memcmp(digest, c->sha256.data, 32) == 0;
+        }
+        if (c->crc32c.len > 0) {  /* CRC-32C, 4 bytes big-endian */
+            uint32_t crc = crc32c(open_bytes, open_len);
+            uint8_t be[4] = {crc >> 24, crc >> 16, crc >> 8, crc};
+            ok = ok && c->crc32c.len == 4 && memcmp(be, c->crc32c.data, 4) == 0;
+        }
+        printf(" reassembled=%" PRIu64 " %s=%s", c->transfer_id, c->sha256.len > 0 ? "sha256" : "crc32c", ok ? "ok" : "MISMATCH");
         if (ok) {
             Fedkit__V1__TensorSet *set = fedkit__v1__tensor_set__unpack(NULL, open_len, open_bytes);
             if (!set) { printf(" tensorset=INVALID"); return; }

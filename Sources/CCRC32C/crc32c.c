@@ -1,0 +1,109 @@
+// CRC-32C (Castagnoli polynomial 0x1EDC6F41, reflected 0x82F63B78), as used by iSCSI and
+// ext4: a hardware path (one CRC32 instruction per 8 bytes) and a slicing-by-8 table path.
+#include "crc32c.h"
+
+#include <string.h>
+
+#define POLY 0x82F63B78u
+
+static uint32_t table[8][256];
+static int table_ready;
+
+static void build_table(void) {
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ POLY : c >> 1;
+        table[0][n] = c;
+    }
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = table[0][n];
+        for (int s = 1; s < 8; s++) {
+            c = table[0][c & 0xFF] ^ (c >> 8);
+            table[s][n] = c;
+        }
+    }
+    __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
+}
+
+uint32_t fedkit_crc32c_portable(uint32_t crc, const void *data, size_t length) {
+    if (!__atomic_load_n(&table_ready, __ATOMIC_ACQUIRE)) build_table();  // idempotent if raced
+    const uint8_t *p = data;
+    uint32_t c = ~crc;
+    while (length && ((uintptr_t)p & 7)) { c = table[0][(c ^ *p++) & 0xFF] ^ (c >> 8); length--; }
+    while (length >= 8) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + 4, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        lo = __builtin_bswap32(lo);
+        hi = __builtin_bswap32(hi);
+#endif
+        lo ^= c;
+        c = table[7][lo & 0xFF] ^ table[6][(lo >> 8) & 0xFF] ^ table[5][(lo >> 16) & 0xFF] ^ table[4][lo >> 24] ^
+            table[3][hi & 0xFF] ^ table[2][(hi >> 8) & 0xFF] ^ table[1][(hi >> 16) & 0xFF] ^ table[0][hi >> 24];
+        p += 8;
+        length -= 8;
+    }
+    while (length--) c = table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return ~c;
+}
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <nmmintrin.h>
+
+__attribute__((target("sse4.2")))
+static uint32_t crc32c_hardware(uint32_t crc, const uint8_t *p, size_t length) {
+    uint64_t c = ~crc;
+    while (length && ((uintptr_t)p & 7)) { c = _mm_crc32_u8((uint32_t)c, *p++); length--; }
+    while (length >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c = _mm_crc32_u64(c, v);
+        p += 8;
+        length -= 8;
+    }
+    while (length--) c = _mm_crc32_u8((uint32_t)c, *p++);
+    return ~(uint32_t)c;
+}
+
+static int has_hardware(void) {
+    static int cached = -1;
+    int known = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (known < 0) {
+        unsigned a, b, c, d;
+        known = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2) ? 1 : 0;
+        __atomic_store_n(&cached, known, __ATOMIC_RELAXED);
+    }
+    return known;
+}
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
+#include <arm_acle.h>
+
+static uint32_t crc32c_hardware(uint32_t crc, const uint8_t *p, size_t length) {
+    uint32_t c = ~crc;
+    while (length && ((uintptr_t)p & 7)) { c = __crc32cb(c, *p++); length--; }
+    while (length >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c = __crc32cd(c, v);
+        p += 8;
+        length -= 8;
+    }
+    while (length--) c = __crc32cb(c, *p++);
+    return ~c;
+}
+
+static int has_hardware(void) { return 1; }
+#else
+static uint32_t crc32c_hardware(uint32_t crc, const uint8_t *p, size_t length) {
+    return fedkit_crc32c_portable(crc, p, length);
+}
+
+static int has_hardware(void) { return 0; }
+#endif
+
+uint32_t fedkit_crc32c(uint32_t crc, const void *data, size_t length) {
+    if (has_hardware()) return crc32c_hardware(crc, data, length);
+    return fedkit_crc32c_portable(crc, data, length);
+}
