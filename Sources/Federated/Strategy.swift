@@ -81,7 +81,7 @@ public struct FedBN: Strategy {
 public struct FedWon: Strategy {
     /// λ used when the federation's settings leave AGC off.
     public var defaultLambda: Float
-    public init(defaultLambda: Float = 0.16) { self.defaultLambda = defaultLambda }
+    public init(defaultLambda: Float = 0.32) { self.defaultLambda = defaultLambda }
     public var kind: StrategyKind { .fedwon }
     public func isShared(_ entry: StateEntry) -> Bool { true }
     public func configureFit(round: UInt64, base: TrainingSettings) -> TrainingSettings {

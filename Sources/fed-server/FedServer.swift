@@ -30,7 +30,7 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Local learning rate.") var lr: Float?
     @Option(help: "Local SGD momentum.") var momentum: Float?
     @Option(help: "Local SGD weight decay.") var weightDecay: Float?
-    @Option(help: "AGC λ for local training (fedwon default 0.16; 0 disables).") var agcLambda: Float?
+    @Option(help: "AGC λ for local training (fedwon default 0.32; 0 disables).") var agcLambda: Float?
     @Option(help: "FedProx μ (fedprox default 0.01).") var fedproxMu: Float?
     @Option(help: "Seed of client sampling and local shuffling.") var seed: UInt64?
     @Option(help: "Directory for the checkpoint, metrics.jsonl, timings.jsonl and final-model.fkt; a restart with the same directory resumes.") var stateDir: String?

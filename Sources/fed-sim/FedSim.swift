@@ -25,7 +25,7 @@ enum Preset: String, ExpressibleByArgument, CaseIterable {
     var trainCount: Int { self == .digits5 ? Digits5.protocolTrainCount : 4000 }
     var testCount: Int { self == .digits5 ? Digits5.protocolTestCount : 500 }
     var widths: [Int]? { self == .digits5 ? nil : [32, 32, 64, 256, 128] }
-    var learningRate: Float { self == .digits5 ? 0.01 : 0.05 }
+    var learningRate: Float { self == .digits5 ? 0.01 : 0.1 }
 }
 
 struct SimOptions: ParsableArguments {
@@ -41,7 +41,7 @@ struct SimOptions: ParsableArguments {
     @Option(help: "Local batch size.") var batch: Int = 32
     @Option(help: "Local learning rate (default: the preset's).") var lr: Float?
     @Option(help: "Local epochs per round.") var epochs: Int = 1
-    @Option(help: "AGC λ for fedwon (default 0.16).") var agcLambda: Float?
+    @Option(help: "AGC λ for fedwon (default 0.32, from the sweep in docs/sweep.md).") var agcLambda: Float?
     @Option(help: "FedProx μ (default 0.01).") var fedproxMu: Float?
     @Option(help: "Model architecture.") var model: Architecture = .digitCNN
     @Option(help: "Comma-separated widths (default: the preset's).") var widths: String?
@@ -87,7 +87,7 @@ struct SimOptions: ParsableArguments {
         let n: Norm = strategy == .fedwon ? .none : strategy == .fedbn ? .batch : norm
         var t = TrainingSettings()
         t.batchSize = batch; t.learningRate = lr ?? preset.learningRate; t.epochs = epochs; t.seed = seed
-        if strategy == .fedwon { t.agcLambda = agcLambda ?? 0.16 }
+        if strategy == .fedwon { t.agcLambda = agcLambda ?? 0.32 }
         if strategy == .fedprox { t.proximalMu = fedproxMu ?? 0.01 }
         var p = SimulationPlan(strategy: strategy, model: ModelSpec(architecture: model, norm: n, widths: w, groups: 32, seed: seed),
                                rounds: rounds ?? preset.rounds, training: t, domains: try domainList())
@@ -108,7 +108,7 @@ struct SimOptions: ParsableArguments {
          "rounds": String(rounds ?? preset.rounds), "partition": partition, "data": data ?? "digits5 (built-in)",
          "data_fraction": String(dataFraction), "seed": String(seed), "model": model.rawValue,
          "widths": widths ?? preset.widths.map { $0.map(String.init).joined(separator: ",") } ?? "standard",
-         "agc_lambda (fedwon)": String(agcLambda ?? 0.16), "threads_per_process": String(threads)]
+         "agc_lambda (fedwon)": String(agcLambda ?? 0.32), "threads_per_process": String(threads)]
     }
 
     /// Runs `strategies` one after another on identical data and seeds, then writes the summary and report.

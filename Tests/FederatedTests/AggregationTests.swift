@@ -52,7 +52,7 @@ final class AggregationTests: XCTestCase {
         XCTAssertThrowsError(try FedWon().validate(model: model.spec))
         XCTAssertNoThrow(try FedWon().validate(model: ModelSpec.digitCNN(norm: .none)))
         XCTAssertThrowsError(try FedBN().validate(model: ModelSpec.digitCNN(norm: .none)))
-        XCTAssertEqual(FedWon().configureFit(round: 1, base: TrainingSettings()).agcLambda, 0.16)
+        XCTAssertEqual(FedWon().configureFit(round: 1, base: TrainingSettings()).agcLambda, 0.32)
         XCTAssertEqual(FedProx().configureFit(round: 1, base: TrainingSettings()).proximalMu, 0.01)
         XCTAssertEqual(FedAvg().configureFit(round: 1, base: TrainingSettings()).agcLambda, 0)
     }

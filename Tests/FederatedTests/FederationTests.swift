@@ -165,7 +165,7 @@ final class FederationTests: XCTestCase {
         XCTAssertFalse(model.entries.contains { $0.isNormalization })
         XCTAssertEqual(Set(run.global.names), Set(model.entries.map(\.name)))
         for r in run.runtimes { XCTAssertGreaterThan(r.lastFit?.clippedUnits ?? 0, 0, "\(r.name): AGC never clipped") }
-        for case .fitRequest(let req) in (await run.log.sent["mnist-0"] ?? []).map(\.body) { XCTAssertEqual(req.config.agcLambda, 0.16) }
+        for case .fitRequest(let req) in (await run.log.sent["mnist-0"] ?? []).map(\.body) { XCTAssertEqual(req.config.agcLambda, 0.32) }
     }
 
     func testASilentClientIsDroppedAtTheDeadline() async throws {
