@@ -71,7 +71,7 @@ let package = Package(
         ]),
         // Thin executables.
         .executableTarget(name: "fed-server", dependencies: [
-            "FedKitCLI", "Federated", "Transport",
+            "FedKitCLI", "Federated", "Transport", "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

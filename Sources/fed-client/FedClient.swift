@@ -47,7 +47,7 @@ struct FedClient: AsyncParsableCommand {
         var hello = Fedkit_V1_Hello()
         hello.clientName = clientName
         hello.protocolVersion = WireProtocol.currentVersion
-        hello.capabilities = WireProtocol.capabilities
+        hello.capabilities = WireProtocol.capabilities + [WireProtocol.crc32cCapability]
         hello.dataset = runtime.datasetSummary
         var clientConfig = ClientConfiguration.mutualTLS(credentials: credentials, hello: hello)
         clientConfig.serverHostname = try file.resolve(serverName, "server-name")
