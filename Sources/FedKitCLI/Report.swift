@@ -16,6 +16,9 @@ public enum SimulationReport {
                 "wall_s": (r.wallSeconds * 10).rounded() / 10,
                 "dropouts": r.dropouts.map { ["client": $0.client, "at_s": ($0.atSeconds * 10).rounded() / 10, "after_round": $0.afterRound] as [String: Any] },
                 "norm": r.plan.model.norm.rawValue,
+                "clients": r.plan.clients.count,
+                "peak_rss_mb": (r.peakRSSMB * 10).rounded() / 10,
+                "server_peak_rss_mb": (r.serverPeakRSSMB * 10).rounded() / 10,
             ] as [String: Any]
         }
         var root: [String: Any] = ["strategies": strategies, "config": config]

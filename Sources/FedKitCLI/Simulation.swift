@@ -23,6 +23,8 @@ public struct SimulationPlan: Sendable {
     public var roundTimeout: Double = 600
     /// BLAS threads of each child process.
     public var threadsPerProcess: Int = 1
+    /// Logical clients hosted by one fed-client process (1: a process per client).
+    public var clientsPerProcess: Int = 1
 
     public init(strategy: StrategyKind, model: ModelSpec, rounds: Int, training: TrainingSettings, domains: [String]) {
         self.strategy = strategy; self.model = model; self.rounds = rounds; self.training = training; self.domains = domains
@@ -50,6 +52,10 @@ public struct SimulationResult: Sendable {
     public var metrics: [RoundMetrics]
     public var wallSeconds: Double
     public var dropouts: [Dropout]
+    /// Largest resident memory of all processes together, and of the server alone, in MB
+    /// (sampled twice a second).
+    public var peakRSSMB: Double
+    public var serverPeakRSSMB: Double
 
     /// Final test accuracy per domain (averaged over the domain's clients) from the last evaluated round.
     public var finalAccuracy: [String: Float] {
@@ -84,6 +90,34 @@ public final class Simulator: @unchecked Sendable {
     private var completedRounds = 0
     private var finished = false
     private var start = Date()
+    private var peakTotal = 0.0, peakServer = 0.0
+
+    /// Samples the children's resident memory until the run finishes.
+    private func sampleMemory() {
+        while true {
+            lock.lock()
+            let done = finished
+            let running = children.filter { $0.value.isRunning }.map { ($0.key, $0.value.processIdentifier) }
+            lock.unlock()
+            if done { return }
+            var total = 0.0, server = 0.0
+            for (name, pid) in running {
+                let mb = Self.residentMB(pid)
+                total += mb
+                if name == "server" { server = mb }
+            }
+            lock.lock(); peakTotal = max(peakTotal, total); peakServer = max(peakServer, server); lock.unlock()
+            usleep(500_000)
+        }
+    }
+
+    static func residentMB(_ pid: Int32) -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+        for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return (line.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0) / 1024
+        }
+        return 0
+    }
 
     public init(plan: SimulationPlan, directory: String, certificates: String, binaries: String) {
         self.plan = plan; self.directory = directory; self.certificates = certificates; self.binaries = binaries
@@ -157,6 +191,10 @@ public final class Simulator: @unchecked Sendable {
                           "--epochs", String(t.epochs), "--batch-size", String(t.batchSize), "--lr", String(t.learningRate),
                           "--momentum", String(t.momentum), "--weight-decay", String(t.weightDecay), "--seed", String(t.seed),
                           "--state-dir", "\(directory)/server", "--threads", String(plan.threadsPerProcess)]
+        if plan.clientsPerProcess > 1 {
+            // A hosting process buffers every request it has received; one outstanding request per process bounds that.
+            serverArgs += ["--max-in-flight", String((clients.count + plan.clientsPerProcess - 1) / plan.clientsPerProcess)]
+        }
         if t.agcLambda > 0 { serverArgs += ["--agc-lambda", String(t.agcLambda)] }
         if t.proximalMu > 0 { serverArgs += ["--fedprox-mu", String(t.proximalMu)] }
         let out = Pipe()
@@ -169,18 +207,40 @@ public final class Simulator: @unchecked Sendable {
             server.waitUntilExit()
             throw SimulationError("fed-server did not start; see \(directory)/server.log:\n" + tail("\(directory)/server.log"))
         }
-        for c in clients {
-            var args = ["--server", "127.0.0.1:\(port)", "--server-name", "localhost", "--strategy", plan.strategy.rawValue,
-                        "--partition", "\(c.shard)/\(plan.clientsPerDomain)", "--data-fraction", String(plan.dataFraction),
-                        "--data-seed", String(plan.dataSeed), "--state-dir", "\(directory)/clients/\(c.name)",
-                        "--threads", String(plan.threadsPerProcess), "--max-attempts", "20"]
-            if let folder = plan.dataFolder {
-                args += ["--data", "\(folder):\(c.domain)"]
-            } else {
-                args += ["--data", "digits5:\(c.domain)", "--train-count", String(plan.trainCount), "--test-count", String(plan.testCount)]
+        let perProcess = max(1, plan.clientsPerProcess)
+        if perProcess == 1 {
+            for c in clients {
+                var args = ["--server", "127.0.0.1:\(port)", "--server-name", "localhost", "--strategy", plan.strategy.rawValue,
+                            "--partition", "\(c.shard)/\(plan.clientsPerDomain)", "--data-fraction", String(plan.dataFraction),
+                            "--data-seed", String(plan.dataSeed), "--state-dir", "\(directory)/clients/\(c.name)",
+                            "--threads", String(plan.threadsPerProcess), "--max-attempts", "20"]
+                if let folder = plan.dataFolder {
+                    args += ["--data", "\(folder):\(c.domain)"]
+                } else {
+                    args += ["--data", "digits5:\(c.domain)", "--train-count", String(plan.trainCount), "--test-count", String(plan.testCount)]
+                }
+                _ = try launch(c.name, executable: "fed-client", arguments: args + modelArguments() + tls(c.name), log: "\(directory)/\(c.name).log")
             }
-            _ = try launch(c.name, executable: "fed-client", arguments: args + modelArguments() + tls(c.name), log: "\(directory)/\(c.name).log")
+        } else {
+            // Several logical clients per process, one model in memory at a time.
+            for (j, start) in stride(from: 0, to: clients.count, by: perProcess).enumerated() {
+                let group = clients[start..<min(start + perProcess, clients.count)].map(\.name)
+                var args = ["--server", "127.0.0.1:\(port)", "--server-name", "localhost", "--strategy", plan.strategy.rawValue,
+                            "--clients", group.joined(separator: ","), "--cert-dir", certificates, "--ca", "\(certificates)/ca.crt",
+                            "--shards", String(plan.clientsPerDomain), "--data-fraction", String(plan.dataFraction),
+                            "--data-seed", String(plan.dataSeed), "--state-dir", "\(directory)/clients",
+                            "--threads", String(plan.threadsPerProcess), "--max-attempts", "20"]
+                if let folder = plan.dataFolder {
+                    args += ["--data", folder]
+                } else {
+                    args += ["--data", "digits5", "--train-count", String(plan.trainCount), "--test-count", String(plan.testCount)]
+                }
+                _ = try launch("host-\(j) (\(group.first!)…\(group.last!))", executable: "fed-client", arguments: args + modelArguments(),
+                               log: "\(directory)/host-\(j).log")
+            }
         }
+        let sampler = Thread { [weak self] in self?.sampleMemory() }
+        sampler.start()
         while let line = reader.next() {
             if line.hasPrefix("round ") {
                 lock.lock(); completedRounds = Int(line.dropFirst(6).prefix { $0.isNumber }) ?? completedRounds; lock.unlock()
@@ -200,7 +260,8 @@ public final class Simulator: @unchecked Sendable {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let metrics = try metricsText.split(separator: "\n").map { try decoder.decode(RoundMetrics.self, from: Data($0.utf8)) }
         lock.lock(); defer { lock.unlock() }
-        return SimulationResult(plan: plan, metrics: metrics, wallSeconds: Date().timeIntervalSince(start), dropouts: dropouts)
+        return SimulationResult(plan: plan, metrics: metrics, wallSeconds: Date().timeIntervalSince(start), dropouts: dropouts,
+                                peakRSSMB: peakTotal, serverPeakRSSMB: peakServer)
     }
 
     func tail(_ path: String, lines: Int = 8) -> String {

@@ -12,6 +12,24 @@ struct ClientStateMetadata: Codable {
     var model: ModelSpec
 }
 
+/// Lets one model at a time be alive in a process that hosts several logical clients.
+public actor ModelGate {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    public init() {}
+
+    /// Runs `body` once no other body of this gate is running.
+    public func run<T: Sendable>(_ body: @Sendable () throws -> T) async throws -> T {
+        while busy { await withCheckedContinuation { waiters.append($0) } }
+        busy = true
+        defer {
+            busy = false
+            if !waiters.isEmpty { waiters.removeFirst().resume() }
+        }
+        return try body()
+    }
+}
+
 /// A client daemon's behaviour on one connection: train when asked, evaluate when asked,
 /// keep local state.
 ///
@@ -19,12 +37,19 @@ struct ClientStateMetadata: Codable {
 /// BatchNorm layers) never leaves it. After every round it trained, the whole local model
 /// is written atomically to `stateDirectory/state.fkt`, and a restarted client loads it,
 /// so its local tensors survive restarts.
+///
+/// A runtime either keeps its model in memory (`init(name:learner:…)`) or builds it for
+/// each request from its state file and drops it afterwards (`init(name:spec:data:…)`),
+/// so that one process can host many logical clients in little memory.
 /// Used by one task at a time (one connection is served at a time).
 public final class ClientRuntime: @unchecked Sendable {
     public let name: String
-    public let learner: LocalLearner
+    public let spec: ModelSpec
+    public let data: LocalData
     public let stateDirectory: String?
     let logger: Logger
+    /// The model kept in memory, or nil when it is built per request.
+    private let resident: LocalLearner?
     /// Last round this client trained (from its state file after a restart).
     public private(set) var lastRound: UInt64 = 0
     /// What the last local training produced (nil before the first).
@@ -38,48 +63,85 @@ public final class ClientRuntime: @unchecked Sendable {
         case disconnected
     }
 
+    /// A client whose model stays in memory between rounds.
     public init(name: String, learner: LocalLearner, stateDirectory: String?, logger: Logger) throws {
-        self.name = name; self.learner = learner; self.stateDirectory = stateDirectory; self.logger = logger
-        if let dir = stateDirectory {
-            try AtomicFile.makeDirectory(dir)
-            if let (tensors, meta) = try TensorArchive.read(statePath, as: ClientStateMetadata.self) {
-                guard meta.model == learner.model.spec else {
-                    throw FederatedError.invalidConfiguration("\(statePath) holds a \(meta.model.architecture.rawValue)/\(meta.model.norm.rawValue) model; this client runs \(learner.model.spec.architecture.rawValue)/\(learner.model.spec.norm.rawValue) (use another --state-dir)")
-                }
-                try learner.model.load(tensors)
-                lastRound = meta.round
-                logger.info("restored local state of round \(meta.round) from \(statePath)")
-            }
-        }
+        self.name = name; self.spec = learner.model.spec; self.data = learner.data
+        self.stateDirectory = stateDirectory; self.logger = logger; self.resident = learner
+        try restore(into: learner.model)
+    }
+
+    /// A client whose model lives only while it trains or evaluates; between requests its
+    /// state is on disk (`stateDirectory` is required).
+    public init(name: String, spec: ModelSpec, data: LocalData, stateDirectory: String, logger: Logger) throws {
+        self.name = name; self.spec = spec; self.data = data
+        self.stateDirectory = stateDirectory; self.logger = logger; self.resident = nil
+        try AtomicFile.makeDirectory(stateDirectory)
+        if let (_, meta) = try readState() { lastRound = meta.round }
+    }
+
+    /// The in-memory learner of a resident runtime.
+    public var learner: LocalLearner {
+        guard let resident else { preconditionFailure("ClientRuntime \(name) builds its model per request") }
+        return resident
     }
 
     var statePath: String { (stateDirectory ?? ".") + "/state.fkt" }
 
+    func readState() throws -> (tensors: StateDictionary, metadata: ClientStateMetadata)? {
+        guard stateDirectory != nil, let (tensors, meta) = try TensorArchive.read(statePath, as: ClientStateMetadata.self) else { return nil }
+        guard meta.model == spec else {
+            throw FederatedError.invalidConfiguration("\(statePath) holds a \(meta.model.architecture.rawValue)/\(meta.model.norm.rawValue) model; this client runs \(spec.architecture.rawValue)/\(spec.norm.rawValue) (use another --state-dir)")
+        }
+        return (tensors, meta)
+    }
+
+    private func restore(into model: Model) throws {
+        guard let dir = stateDirectory else { return }
+        try AtomicFile.makeDirectory(dir)
+        if let (tensors, meta) = try readState() {
+            try model.load(tensors)
+            lastRound = meta.round
+            logger.info("restored local state of round \(meta.round) from \(statePath)")
+        }
+    }
+
+    /// Runs `body` with this client's learner: the resident one, or one built from the state file.
+    func withLearner<T>(_ body: (LocalLearner) throws -> T) throws -> T {
+        if let resident { return try body(resident) }
+        let learner = LocalLearner(model: try spec.build(), data: data, clientName: name)
+        if let (tensors, _) = try readState() { try learner.model.load(tensors) }
+        return try body(learner)
+    }
+
     /// The Hello's dataset summary for this client's data.
     public var datasetSummary: Fedkit_V1_DatasetSummary {
         var s = Fedkit_V1_DatasetSummary()
-        s.domain = learner.data.domain
-        s.trainExamples = UInt64(learner.data.trainIndices.count)
-        s.testExamples = UInt64(learner.data.test.count)
-        s.labelHistogram = learner.data.train.classHistogram(learner.data.trainIndices).map { UInt64($0) }
+        s.domain = data.domain
+        s.trainExamples = UInt64(data.trainIndices.count)
+        s.testExamples = UInt64(data.test.count)
+        s.labelHistogram = data.train.classHistogram(data.trainIndices).map { UInt64($0) }
         return s
     }
 
-    func saveState() throws {
+    func saveState(_ model: Model) throws {
         guard stateDirectory != nil else { return }
-        try TensorArchive.write(learner.model.snapshot(), metadata: ClientStateMetadata(client: name, round: lastRound, model: learner.model.spec),
-                                to: statePath)
+        try TensorArchive.write(model.snapshot(), metadata: ClientStateMetadata(client: name, round: lastRound, model: spec), to: statePath)
     }
 
     /// Answers the server's requests on `connection` until it says Goodbye or goes away.
-    public func serve(_ connection: PeerConnection) async throws -> Outcome {
+    /// With a `gate`, training and evaluation wait for the process's other clients.
+    public func serve(_ connection: PeerConnection, gate: ModelGate? = nil) async throws -> Outcome {
+        func handle(_ work: @escaping @Sendable () throws -> Envelope) async throws -> Envelope {
+            if let gate { return try await gate.run(work) }
+            return try work()
+        }
         do {
             for try await envelope in connection.inbound {
                 switch envelope.body {
                 case .fitRequest(let request):
-                    try await connection.send(try fit(request))
+                    try await connection.send(try await handle { try self.fit(request) })
                 case .evaluateRequest(let request):
-                    try await connection.send(try evaluate(request))
+                    try await connection.send(try await handle { try self.evaluate(request) })
                 case .goodbye(let g):
                     logger.info("server said goodbye: \(g.reason)")
                     await connection.close()
@@ -102,44 +164,48 @@ public final class ClientRuntime: @unchecked Sendable {
     func fit(_ request: Fedkit_V1_FitRequest) throws -> Envelope {
         let tensors = try request.parameters.wireTensors()
         let names = Set(tensors.map(\.name))
-        try learner.model.load(tensors, allowed: { _ in true }, requireAll: false, peer: "server", round: request.round)
         let settings = try TrainingSettings(request.config)
-        do {
-            let summary = try learner.fit(settings: settings, round: request.round)
-            lastRound = request.round
-            lastFit = summary
-            try saveState()
-            logger.info("round \(request.round): trained \(summary.steps) steps on \(summary.examples) examples, loss \(summary.loss), accuracy \(summary.accuracy)")
-            var result = Fedkit_V1_FitResult()
-            result.round = request.round
-            result.parameters = Fedkit_V1_Payload(learner.model.wireTensors { names.contains($0.name) })
-            result.numExamples = UInt64(summary.examples)
-            result.trainLoss = summary.loss
-            result.trainAccuracy = summary.accuracy
-            result.wallTimeSeconds = summary.seconds
-            return Envelope(.fitResult(result))
-        } catch let error as NNError {
-            // Training diverged or cannot run: tell the server instead of sending garbage.
-            logger.error("round \(request.round): local training failed: \(error)")
-            var e = Fedkit_V1_Error()
-            e.code = .internal
-            e.message = "client \(name) round \(request.round): \(error)"
-            return Envelope(.error(e))
+        return try withLearner { learner in
+            try learner.model.load(tensors, allowed: { _ in true }, requireAll: false, peer: "server", round: request.round)
+            do {
+                let summary = try learner.fit(settings: settings, round: request.round)
+                lastRound = request.round
+                lastFit = summary
+                try saveState(learner.model)
+                logger.info("round \(request.round): trained \(summary.steps) steps on \(summary.examples) examples, loss \(summary.loss), accuracy \(summary.accuracy)")
+                var result = Fedkit_V1_FitResult()
+                result.round = request.round
+                result.parameters = Fedkit_V1_Payload(learner.model.wireTensors { names.contains($0.name) })
+                result.numExamples = UInt64(summary.examples)
+                result.trainLoss = summary.loss
+                result.trainAccuracy = summary.accuracy
+                result.wallTimeSeconds = summary.seconds
+                return Envelope(.fitResult(result))
+            } catch let error as NNError {
+                // Training diverged or cannot run: tell the server instead of sending garbage.
+                logger.error("round \(request.round): local training failed: \(error)")
+                var e = Fedkit_V1_Error()
+                e.code = .internal
+                e.message = "client \(name) round \(request.round): \(error)"
+                return Envelope(.error(e))
+            }
         }
     }
 
     func evaluate(_ request: Fedkit_V1_EvaluateRequest) throws -> Envelope {
         let tensors = try request.parameters.wireTensors()
-        try learner.model.load(tensors, allowed: { _ in true }, requireAll: false, peer: "server", round: request.round)
-        let s = try learner.evaluate()
-        logger.info("round \(request.round): test accuracy \(s.accuracy) on \(s.examples) examples")
-        var result = Fedkit_V1_EvaluateResult()
-        result.round = request.round
-        result.loss = s.loss
-        result.accuracy = s.accuracy
-        result.numExamples = UInt64(s.examples)
-        result.correctPerClass = s.correctPerClass.map { UInt64($0) }
-        result.totalPerClass = s.totalPerClass.map { UInt64($0) }
-        return Envelope(.evaluateResult(result))
+        return try withLearner { learner in
+            try learner.model.load(tensors, allowed: { _ in true }, requireAll: false, peer: "server", round: request.round)
+            let s = try learner.evaluate()
+            logger.info("round \(request.round): test accuracy \(s.accuracy) on \(s.examples) examples")
+            var result = Fedkit_V1_EvaluateResult()
+            result.round = request.round
+            result.loss = s.loss
+            result.accuracy = s.accuracy
+            result.numExamples = UInt64(s.examples)
+            result.correctPerClass = s.correctPerClass.map { UInt64($0) }
+            result.totalPerClass = s.totalPerClass.map { UInt64($0) }
+            return Envelope(.evaluateResult(result))
+        }
     }
 }

@@ -36,6 +36,12 @@ public struct CoordinatorConfiguration: Sendable {
     public var maxOffences: Int = 3
     /// Seconds to wait for `minFitClients` clients before the run fails.
     public var connectTimeout: Double = 600
+    /// Model transfers in flight at once (each holds one serialized copy of the model).
+    public var maxConcurrentSends: Int = 4
+    /// Requests outstanding at once (sent and not yet answered); nil for all clients at once.
+    /// A process hosting many logical clients holds every request it received until it gets
+    /// to it, so a simulation of many clients bounds this to bound their memory.
+    public var maxInFlight: Int?
 
     public init(strategy: StrategyKind, model: ModelSpec, rounds: Int) {
         self.strategy = strategy; self.model = model; self.rounds = rounds
@@ -239,13 +245,38 @@ public actor Coordinator {
         }
     }
 
+    /// Sends a request to every named client, keeping at most `maxInFlight` unanswered
+    /// (all at once when unset); clients it cannot reach are dropped from `expecting`.
+    func dispatch(_ envelope: Envelope, to names: [String], until deadline: ContinuousClock.Instant) async throws {
+        guard let limit = configuration.maxInFlight, limit < names.count else {
+            for failed in await sendAll(envelope, to: names) { expecting.remove(failed) }
+            return
+        }
+        var sent: [String] = []
+        for name in names {
+            while sent.filter({ expecting.contains($0) }).count >= max(limit, 1) && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            guard ContinuousClock.now < deadline else { return }
+            guard expecting.contains(name) else { continue }
+            sent.append(name)
+            for failed in await sendAll(envelope, to: [name]) { expecting.remove(failed) }
+        }
+    }
+
+    /// Sends `envelope` to every named client, at most `maxConcurrentSends` at a time: each
+    /// send holds a serialized copy of the model until the socket has taken it, so this bounds
+    /// the server's memory however many clients there are.
+    /// - Returns: the clients the envelope could not be sent to.
     func sendAll(_ envelope: Envelope, to names: [String]) async -> [String] {
         let targets = names.compactMap { n in clients[n].map { (n, $0.connection) } }
+        let limit = max(1, configuration.maxConcurrentSends)
         return await withTaskGroup(of: String?.self) { group in
-            for (name, conn) in targets {
+            var failed: [String] = []
+            for (i, (name, conn)) in targets.enumerated() {
+                if i >= limit, let f = await group.next(), let f { failed.append(f) }
                 group.addTask { (try? await conn.send(envelope)) == nil ? name : nil }
             }
-            var failed: [String] = []
             for await f in group { if let f { failed.append(f) } }
             return failed
         }
@@ -303,8 +334,9 @@ public actor Coordinator {
             phase = .fit; phaseRound = round
             expecting = Set(selected); fits = []; refused = []; bytesIn = 0
             aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) })
-            for failed in await sendAll(Envelope(.fitRequest(request)), to: selected) { expecting.remove(failed) }
-            try await waitForAnswers(until: fitStart + .seconds(configuration.roundTimeout * Double(attempts)))
+            let deadline = fitStart + .seconds(configuration.roundTimeout * Double(attempts))
+            try await dispatch(Envelope(.fitRequest(request)), to: selected, until: deadline)
+            try await waitForAnswers(until: deadline)
             let dropped = expecting.sorted()
             if !dropped.isEmpty { logger.warning("round \(round): no answer from \(dropped.joined(separator: ", ")) before the deadline") }
             phase = .idle
@@ -331,8 +363,8 @@ public actor Coordinator {
             request.parameters = Fedkit_V1_Payload(tensors)
             let targets = clients.keys.sorted()
             phase = .evaluate; phaseRound = round; expecting = Set(targets); evaluations = []
-            for failed in await sendAll(Envelope(.evaluateRequest(request)), to: targets) { expecting.remove(failed) }
             record.bytesOut += tensors.reduce(0) { $0 + $1.bytes.count } * targets.count
+            try await dispatch(Envelope(.evaluateRequest(request)), to: targets, until: evalStart + .seconds(configuration.roundTimeout))
             try await waitForAnswers(until: evalStart + .seconds(configuration.roundTimeout))
             phase = .idle; expecting = []
             record.evaluation = evaluations.sorted { $0.client < $1.client }

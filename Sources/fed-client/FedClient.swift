@@ -22,6 +22,9 @@ struct FedClient: AsyncParsableCommand {
     @Option(help: "Directory for local state (FedBN's BatchNorm tensors survive restarts here).") var stateDir: String?
     @Option(help: "Strategy the federation runs (decides the default --norm).") var strategy: StrategyKind?
     @Option(help: "Give up after this many failed connection attempts in a row (default: never).") var maxAttempts: Int?
+    @Option(help: "Host several logical clients in this process: comma-separated names DOMAIN-i (each with its own certificate in --cert-dir, connection, data shard i of --shards, and state directory under --state-dir; only one model is in memory at a time). --data then names the source only: digits5 or a dataset folder.") var clients: String?
+    @Option(help: "With --clients: directory holding NAME.crt and NAME.key of every hosted client.") var certDir: String?
+    @Option(help: "With --clients: how many clients split each domain (client DOMAIN-i trains on shard i).") var shards: Int?
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var model: ModelOptions
     @OptionGroup var tls: TLSOptions
@@ -36,6 +39,11 @@ struct FedClient: AsyncParsableCommand {
             throw ValidationError("--server is required as HOST:PORT, e.g. --server 10.0.0.5:7443")
         }
         let host = String(address[..<colon])
+        if let list = try file.resolve(clients, "clients") {
+            try await hostMany(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }, host: host, port: port,
+                               strategy: kind, file: file, logger: logger)
+            return
+        }
         let credentials = try tls.credentials(file)
         let clientName = try file.resolve(name, "name") ?? credentials.commonName ?? "client"
         logger[metadataKey: "client"] = "\(clientName)"
@@ -64,6 +72,60 @@ struct FedClient: AsyncParsableCommand {
             case .disconnected:
                 logger.warning("disconnected from \(address); reconnecting")
             }
+        }
+    }
+
+    /// Serves several logical clients from this process, one model in memory at a time.
+    func hostMany(_ names: [String], host: String, port: Int, strategy: StrategyKind, file: ConfigFile, logger: Logger) async throws {
+        guard let dir = try file.resolve(certDir, "cert-dir"), let ca = try file.resolve(tls.ca, "ca") else {
+            throw ValidationError("--clients needs --cert-dir (NAME.crt and NAME.key per client) and --ca")
+        }
+        guard let root = try file.resolve(stateDir, "state-dir") else {
+            throw ValidationError("--clients needs --state-dir: hosted clients keep their models on disk between requests")
+        }
+        guard let source = try file.resolve(dataOptions.data, "data") else {
+            throw ValidationError("--clients needs --data SOURCE (digits5 or a dataset folder)")
+        }
+        let k = try file.resolve(shards, "shards", 1)
+        let spec = try model.spec(strategy: strategy, file)
+        let gate = ModelGate()
+        var runtimes: [(ClientRuntime, ClientConfiguration)] = []
+        for name in names {
+            guard let dash = name.lastIndex(of: "-"), let shard = Int(name[name.index(after: dash)...]), shard >= 0, shard < k else {
+                throw ValidationError("--clients: \(name) is not DOMAIN-i with 0 ≤ i < --shards (\(k))")
+            }
+            var d = dataOptions
+            d.data = "\(source):\(name[..<dash])"
+            d.partition = "\(shard)/\(k)"
+            let creds: Credentials
+            do { creds = try Credentials.load(certificateFile: "\(dir)/\(name).crt", keyFile: "\(dir)/\(name).key", caFile: ca) }
+            catch { throw ValidationError("cannot load the credentials of \(name) from \(dir): \(error)") }
+            var clientLogger = logger
+            clientLogger[metadataKey: "client"] = "\(name)"
+            let runtime = try ClientRuntime(name: name, spec: spec, data: try d.load(file), stateDirectory: "\(root)/\(name)", logger: clientLogger)
+            var hello = Fedkit_V1_Hello()
+            hello.clientName = name
+            hello.protocolVersion = WireProtocol.currentVersion
+            hello.capabilities = WireProtocol.capabilities + [WireProtocol.crc32cCapability]
+            hello.dataset = runtime.datasetSummary
+            var config = ClientConfiguration.mutualTLS(credentials: creds, hello: hello)
+            config.serverHostname = try file.resolve(serverName, "server-name")
+            config.logger = clientLogger
+            runtimes.append((runtime, config))
+        }
+        logger.info("hosting \(names.count) clients; connecting to \(host):\(port)")
+        let attempts = try file.resolve(maxAttempts, "max-attempts")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (runtime, config) in runtimes {
+                group.addTask {
+                    let dialer = ReconnectingDialer(host: host, port: port, configuration: config, maximumAttempts: attempts)
+                    while true {
+                        let connection = try await dialer.connect()
+                        if case .finished = try await runtime.serve(connection, gate: gate) { return }
+                    }
+                }
+            }
+            try await group.waitForAll()
         }
     }
 }

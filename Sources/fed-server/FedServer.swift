@@ -23,6 +23,7 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Fraction of connected clients sampled each round.") var fraction: Double?
     @Option(help: "Clients needed to start a round and to aggregate it.") var minFitClients: Int?
     @Option(help: "Clients that must be connected before the first round (default: --min-fit-clients).") var minClients: Int?
+    @Option(help: "Requests outstanding at once (sent, not yet answered); default: every sampled client at once. Bounds memory when processes host many clients.") var maxInFlight: Int?
     @Option(help: "Seconds a round waits for results before closing with those it has.") var roundTimeout: Double?
     @Option(help: "Seconds to wait for --min-fit-clients clients to connect.") var connectTimeout: Double?
     @Option(help: "Evaluate every N rounds (the last round always).") var evaluateEvery: Int?
@@ -49,6 +50,7 @@ struct FedServer: AsyncParsableCommand {
         c.fraction = try file.resolve(fraction, "fraction", 1.0)
         c.minFitClients = try file.resolve(minFitClients, "min-fit-clients", 1)
         c.minClients = try file.resolve(minClients, "min-clients")
+        c.maxInFlight = try file.resolve(maxInFlight, "max-in-flight")
         c.roundTimeout = try file.resolve(roundTimeout, "round-timeout", 600)
         c.connectTimeout = try file.resolve(connectTimeout, "connect-timeout", 600)
         c.evaluateEvery = try file.resolve(evaluateEvery, "evaluate-every", 1)

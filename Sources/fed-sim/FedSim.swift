@@ -49,6 +49,7 @@ struct SimOptions: ParsableArguments {
     @Option(help: "Fraction of clients sampled per round.") var fraction: Double = 1
     @Option(help: "Seed of data, sampling and shuffling.") var seed: UInt64 = 1
     @Option(help: "BLAS threads per child process.") var threads: Int = 1
+    @Option(help: "Logical clients per fed-client process (one model in memory at a time per process); for many clients, e.g. --partition domain:20 --clients-per-process 10.") var clientsPerProcess: Int = 1
     @Option(help: "Seconds a round waits for its clients.") var roundTimeout: Double = 600
 
     func validate() throws {
@@ -56,6 +57,7 @@ struct SimOptions: ParsableArguments {
         guard batch >= 1 else { throw ValidationError("--batch (\(batch)) must be at least 1") }
         guard dataFraction > 0 && dataFraction <= 1 else { throw ValidationError("--data-fraction (\(dataFraction)) must be in (0, 1]") }
         guard threads >= 1 else { throw ValidationError("--threads (\(threads)) must be at least 1") }
+        guard clientsPerProcess >= 1 else { throw ValidationError("--clients-per-process (\(clientsPerProcess)) must be at least 1") }
         _ = try clientsPerDomain()
     }
 
@@ -99,6 +101,7 @@ struct SimOptions: ParsableArguments {
         p.dataSeed = seed
         p.fraction = fraction
         p.threadsPerProcess = threads
+        p.clientsPerProcess = clientsPerProcess
         p.roundTimeout = roundTimeout
         return p
     }
@@ -144,6 +147,8 @@ struct SimOptions: ParsableArguments {
             SignalGuard.shared.current = sim
             let result = try sim.run()
             SignalGuard.shared.current = nil
+            Console.line(String(format: "  peak memory: %.0f MB for all %d processes together, %.0f MB for the server", result.peakRSSMB,
+                                p.clients.count / p.clientsPerProcess + 1, result.serverPeakRSSMB))
             results.append(result)
         }
         guard !results.isEmpty else { throw ValidationError("no strategy could run: \(skipped.map { "\($0.key): \($0.value)" }.joined(separator: "; "))") }
