@@ -52,14 +52,7 @@ struct FedClient: AsyncParsableCommand {
         let learner = LocalLearner(model: try spec.build(), data: data, clientName: clientName)
         let runtime = try ClientRuntime(name: clientName, learner: learner, stateDirectory: try file.resolve(stateDir, "state-dir"), logger: logger)
 
-        var hello = Fedkit_V1_Hello()
-        hello.clientName = clientName
-        hello.protocolVersion = WireProtocol.currentVersion
-        hello.capabilities = WireProtocol.capabilities + [WireProtocol.crc32cCapability]
-        hello.dataset = runtime.datasetSummary
-        var clientConfig = ClientConfiguration.mutualTLS(credentials: credentials, hello: hello)
-        clientConfig.serverHostname = try file.resolve(serverName, "server-name")
-        clientConfig.logger = logger
+        let clientConfig = try connectionConfiguration(runtime, credentials: credentials, file: file, logger: logger)
         let dialer = ReconnectingDialer(host: host, port: port, configuration: clientConfig, maximumAttempts: try file.resolve(maxAttempts, "max-attempts"))
         logger.info("\(data.domain): \(data.trainIndices.count) training and \(data.test.count) test examples; connecting to \(address)")
         while true {
@@ -103,15 +96,7 @@ struct FedClient: AsyncParsableCommand {
             var clientLogger = logger
             clientLogger[metadataKey: "client"] = "\(name)"
             let runtime = try ClientRuntime(name: name, spec: spec, data: try d.load(file), stateDirectory: "\(root)/\(name)", logger: clientLogger)
-            var hello = Fedkit_V1_Hello()
-            hello.clientName = name
-            hello.protocolVersion = WireProtocol.currentVersion
-            hello.capabilities = WireProtocol.capabilities + [WireProtocol.crc32cCapability]
-            hello.dataset = runtime.datasetSummary
-            var config = ClientConfiguration.mutualTLS(credentials: creds, hello: hello)
-            config.serverHostname = try file.resolve(serverName, "server-name")
-            config.logger = clientLogger
-            runtimes.append((runtime, config))
+            runtimes.append((runtime, try connectionConfiguration(runtime, credentials: creds, file: file, logger: clientLogger)))
         }
         logger.info("hosting \(names.count) clients; connecting to \(host):\(port)")
         let attempts = try file.resolve(maxAttempts, "max-attempts")
@@ -127,5 +112,19 @@ struct FedClient: AsyncParsableCommand {
             }
             try await group.waitForAll()
         }
+    }
+
+    /// The Hello and TLS settings of one client's connection. Chunked models are checked with
+    /// CRC-32C when the server agrees (TLS already authenticates every byte).
+    func connectionConfiguration(_ runtime: ClientRuntime, credentials: Credentials, file: ConfigFile, logger: Logger) throws -> ClientConfiguration {
+        var hello = Fedkit_V1_Hello()
+        hello.clientName = runtime.name
+        hello.protocolVersion = WireProtocol.currentVersion
+        hello.capabilities = WireProtocol.capabilities + [WireProtocol.crc32cCapability]
+        hello.dataset = runtime.datasetSummary
+        var config = ClientConfiguration.mutualTLS(credentials: credentials, hello: hello)
+        config.serverHostname = try file.resolve(serverName, "server-name")
+        config.logger = logger
+        return config
     }
 }
