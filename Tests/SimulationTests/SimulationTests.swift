@@ -145,4 +145,26 @@ final class SimulationTests: XCTestCase {
         let skipped = try XCTUnwrap(s["skipped"] as? [String: String])
         XCTAssertTrue(skipped["fedbn"]?.contains("BatchNorm") ?? false, "\(skipped)")
     }
+
+    func testProcessesHostingSeveralClientsRunTheCrossDeviceSetting() throws {
+        let sim = try executable("fed-sim")
+        let out = temporaryDirectory("hosted")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let p = try run(sim, ["run", "--strategy", "fedbn", "--partition", "domain:2", "--clients-per-process", "5", "--rounds", "2",
+                              "--train-count", "1000", "--test-count", "100", "--out", out], log: out + ".log")
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, (try? String(contentsOfFile: out + ".log", encoding: .utf8)) ?? "")
+        let fedbn = try XCTUnwrap((try summary(out)["strategies"] as? [String: [String: Any]])?["fedbn"])
+        XCTAssertEqual(fedbn["clients"] as? Int, 10)
+        XCTAssertEqual((fedbn["domains"] as? [String: Double])?.count, 5)
+        XCTAssertGreaterThan(fedbn["peak_rss_mb"] as? Double ?? 0, 0)
+        // Two hosting processes, not ten; every client kept its own state directory.
+        let logs = try FileManager.default.contentsOfDirectory(atPath: "\(out)/fedbn").filter { $0.hasPrefix("host-") }
+        XCTAssertEqual(logs.sorted(), ["host-0.log", "host-1.log"])
+        let states = try FileManager.default.contentsOfDirectory(atPath: "\(out)/fedbn/clients")
+        XCTAssertEqual(states.count, 10)
+        for name in states { XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/fedbn/clients/\(name)/state.fkt"), name) }
+        let metrics = try String(contentsOfFile: "\(out)/fedbn/server/metrics.jsonl", encoding: .utf8)
+        XCTAssertTrue(metrics.contains("\"svhn-1\""), "svhn-1 did not take part")
+    }
 }
