@@ -102,5 +102,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Interop"]),
         .testTarget(name: "FederatedTests", dependencies: ["Federated", "Transport", "Wire", "NN", "Data"]),
+        // End-to-end fault suite: real daemons killed, stopped and restarted; hostile peers; full disks.
+        // Needs the fed-server and fed-client products built (`swift build --build-tests` builds them).
+        .testTarget(name: "FaultTests", dependencies: [
+            "Federated", "FedKitCLI", "Transport", "Wire", "NN", "Data", "Tensor",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )

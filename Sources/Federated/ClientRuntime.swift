@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import NN
@@ -48,12 +49,23 @@ public final class ClientRuntime: @unchecked Sendable {
                 }
                 try learner.model.load(tensors)
                 lastRound = meta.round
-                logger.info("restored local state of round \(meta.round) from \(statePath)")
+                logger.info("restored local state of round \(meta.round) from \(statePath) (SHA-256 of the loaded tensors \(Self.digest(learner.model.snapshot())))")
             }
         }
     }
 
     var statePath: String { (stateDirectory ?? ".") + "/state.fkt" }
+
+    /// Hex SHA-256 of `tensors`' names and Float32 values in order: lets an operator (and the
+    /// fault tests) check that a restarted client holds exactly the state it had saved.
+    public static func digest(_ tensors: StateDictionary) -> String {
+        var hash = SHA256()
+        for (name, t) in tensors.entries {
+            hash.update(data: Data(name.utf8))
+            hash.update(bufferPointer: UnsafeRawBufferPointer(start: t.data, count: t.count * 4))
+        }
+        return hash.finalize().map { String(format: "%02x", $0) }.joined()
+    }
 
     /// The Hello's dataset summary for this client's data.
     public var datasetSummary: Fedkit_V1_DatasetSummary {

@@ -95,6 +95,8 @@ public actor Coordinator {
     var phase: Phase = .idle
     var phaseRound: UInt64 = 0
     var expecting: Set<String> = []
+    /// Clients of the round in progress that disconnected or could not be sent their request.
+    var lost: Set<String> = []
     var aggregator: WeightedAverage?
     var fits: [ClientFit] = []
     var evaluations: [ClientEvaluation] = []
@@ -163,7 +165,10 @@ public actor Coordinator {
     func disconnected(_ name: String, connection id: ObjectIdentifier) {
         guard let c = clients[name], ObjectIdentifier(c.connection) == id else { return }
         clients[name] = nil
-        if expecting.remove(name) != nil { logger.warning("client \"\(name)\" disconnected during round \(phaseRound)") }
+        if expecting.remove(name) != nil {
+            lost.insert(name)
+            logger.warning("client \"\(name)\" disconnected during round \(phaseRound)")
+        }
         logger.info("client \"\(name)\" left")
     }
 
@@ -297,11 +302,12 @@ public actor Coordinator {
             request.config = settings.proto
             let bytesOut = tensors.reduce(0) { $0 + $1.bytes.count } * selected.count
             phase = .fit; phaseRound = round
-            expecting = Set(selected); fits = []; refused = []; bytesIn = 0
+            expecting = Set(selected); lost = []; fits = []; refused = []; bytesIn = 0
             aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) })
-            for failed in await sendAll(Envelope(.fitRequest(request)), to: selected) { expecting.remove(failed) }
+            for failed in await sendAll(Envelope(.fitRequest(request)), to: selected) where expecting.remove(failed) != nil { lost.insert(failed) }
             try await waitForAnswers(until: fitStart + .seconds(configuration.roundTimeout * Double(attempts)))
-            let dropped = expecting.sorted()
+            // Silent until the deadline, or gone (disconnected, unreachable) during the round.
+            let dropped = expecting.union(lost).sorted()
             if !dropped.isEmpty { logger.warning("round \(round): no answer from \(dropped.joined(separator: ", ")) before the deadline") }
             phase = .idle
             expecting = []
