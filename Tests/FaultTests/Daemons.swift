@@ -119,13 +119,19 @@ final class DaemonFederation: @unchecked Sendable {
 
     /// Starts `fed-server`; `port` 0 binds any free port (read it with `port(of:)`).
     func startServer(port: Int = 0, stateDir: String, rounds: Int, minFit: Int, minClients: Int, roundTimeout: Double,
-                     extra: [String] = []) throws -> Daemon {
+                     extra: [String] = [], wrapper: String? = nil) throws -> Daemon {
         let args = ["--host", "127.0.0.1", "--port", String(port), "--rounds", String(rounds),
                     "--min-fit-clients", String(minFit), "--min-clients", String(minClients),
                     "--round-timeout", String(roundTimeout), "--connect-timeout", "60",
                     "--epochs", "1", "--batch-size", "8", "--lr", "0.05", "--seed", "3",
                     "--state-dir", stateDir] + modelArguments + tls("server") + extra
-        let d = try Daemon(label: "server", executable: binaries + "/fed-server", arguments: args, log: logPath("server"))
+        let d: Daemon
+        if let wrapper {
+            // A shell that adjusts limits, then execs the server (same PID).
+            d = try Daemon(label: "server", executable: "/bin/sh", arguments: ["-c", wrapper, binaries + "/fed-server"] + args, log: logPath("server"))
+        } else {
+            d = try Daemon(label: "server", executable: binaries + "/fed-server", arguments: args, log: logPath("server"))
+        }
         daemons.append(d)
         return d
     }

@@ -8,37 +8,81 @@ import XCTest
 /// As root (CI containers) the state directory is a small tmpfs that is filled to the last
 /// byte after round 1: a real ENOSPC. Without root it is made read-only (EACCES).
 final class DiskFaultTests: XCTestCase {
-    /// A state directory whose next write fails on demand.
+    /// A state directory whose next write fails on demand, by the best means this machine allows.
     final class FragileDirectory: @unchecked Sendable {
+        enum Mode: String {
+            /// A 1 MB tmpfs, filled to the last byte: ENOSPC (needs root and mount).
+            case fullTmpfs = "full-tmpfs"
+            /// The directory made read-only: EACCES (root ignores permissions).
+            case readOnly = "read-only"
+            /// RLIMIT_FSIZE below the checkpoint's size: EFBIG (root without mount).
+            case fileSizeLimit = "file-size-limit"
+        }
         let path: String
-        let mounted: Bool
+        let mode: Mode
+        private var savedLimit = rlimit()
+
         init(name: String) throws {
             path = FileManager.default.temporaryDirectory.appendingPathComponent("fedkit-faults-\(name)-\(getpid())").path
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            mounted = geteuid() == 0 && Self.shell("mount -t tmpfs -o size=1m fedkit-faults \(path)") == 0
-        }
-
-        /// Makes every further write fail: fills the tmpfs, or removes write permission.
-        func breakIt() {
-            if mounted {
-                let fd = open(path + "/filler", O_WRONLY | O_CREAT, 0o644)
-                let block = [UInt8](repeating: 0xAB, count: 4096)
-                while write(fd, block, block.count) > 0 {}
-                _ = write(fd, block, 1)
-                close(fd)
-                // Keep going until not even one byte fits.
-                let fd2 = open(path + "/filler2", O_WRONLY | O_CREAT, 0o644)
-                while write(fd2, block, 1) > 0 {}
-                close(fd2)
+            let forced = ProcessInfo.processInfo.environment["FEDKIT_FAULTS_DISK_MODE"].flatMap(Mode.init(rawValue:))
+            if geteuid() != 0 {
+                mode = .readOnly
+            } else if forced != .fileSizeLimit && Self.shell("mount -t tmpfs -o size=1m fedkit-faults '\(path)'") == 0 {
+                mode = .fullTmpfs
             } else {
-                chmod(path, 0o500)
+                mode = .fileSizeLimit
             }
         }
 
-        var reason: String { mounted ? "No space left on device" : "Permission denied" }
+        /// Makes every further write of this process fail: fills the tmpfs, removes write
+        /// permission, or lowers the file-size limit.
+        func breakIt() {
+            switch mode {
+            case .fullTmpfs:
+                let block = [UInt8](repeating: 0xAB, count: 4096)
+                let fd = open(path + "/filler", O_WRONLY | O_CREAT, 0o644)
+                while write(fd, block, block.count) > 0 {}
+                while write(fd, block, 1) > 0 {}
+                close(fd)
+            case .readOnly:
+                chmod(path, 0o500)
+            case .fileSizeLimit:
+                signal(SIGXFSZ, SIG_IGN)
+                getrlimit(Self.fileSize, &savedLimit)
+                var limit = savedLimit
+                limit.rlim_cur = 16 * 1024  // below the checkpoint (~33 KB), above any log line
+                setrlimit(Self.fileSize, &limit)
+            }
+        }
+
+        /// Undoes `breakIt` for this process.
+        func repair() {
+            if mode == .fileSizeLimit && savedLimit.rlim_cur != 0 { setrlimit(Self.fileSize, &savedLimit) }
+            if mode == .readOnly { chmod(path, 0o700) }
+        }
+
+        #if os(Linux)
+        static let fileSize = __rlimit_resource_t(RLIMIT_FSIZE.rawValue)
+        #else
+        static let fileSize = RLIMIT_FSIZE
+        #endif
+
+        /// What the system says when the write fails.
+        var reason: String {
+            switch mode {
+            case .fullTmpfs: return "No space left on device"
+            case .readOnly: return "Permission denied"
+            case .fileSizeLimit: return "File too large"
+            }
+        }
+
+        /// For a daemon: a shell prefix that breaks its writes the same way (file-size limit mode only).
+        var daemonWrapper: String? { mode == .fileSizeLimit ? "trap '' XFSZ; ulimit -f 32; exec \"$0\" \"$@\"" : nil }
 
         func remove() {
-            if mounted { _ = Self.shell("umount \(path)") } else { chmod(path, 0o700) }
+            repair()
+            if mode == .fullTmpfs { _ = Self.shell("umount '\(path)'") }
             try? FileManager.default.removeItem(atPath: path)
         }
 
@@ -74,8 +118,10 @@ final class DiskFaultTests: XCTestCase {
         defer { client.cancel() }
         do {
             _ = try await coordinator.run(connections: server.connections)
+            dir.repair()
             XCTFail("the run went on without being able to write its checkpoint")
         } catch let error as FederatedError {
+            dir.repair()
             guard case .writeFailed(let path, let reason) = error else { return XCTFail("unexpected error \(error)") }
             XCTAssertEqual(path, checkpointPath)
             XCTAssertTrue(reason.contains(dir.reason), reason)
@@ -90,7 +136,7 @@ final class DiskFaultTests: XCTestCase {
         XCTAssertEqual(try readCheckpoint(dir.path)?.metadata.round, 1)
         let temporaries = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".tmp") }
         XCTAssertEqual(temporaries, [], "a failed write left its temporary file")
-        print("disk fault (\(dir.mounted ? "full tmpfs" : "read-only directory")): run stopped at round 2 with \"\(dir.reason)\", checkpoint of round 1 intact")
+        print("disk fault (\(dir.mode.rawValue)): run stopped at round 2 with \"\(dir.reason)\", checkpoint of round 1 intact")
     }
 
     /// The daemon's side: it exits with a failure status and says which path it could not write.
@@ -99,8 +145,8 @@ final class DiskFaultTests: XCTestCase {
         addTeardownBlock { fed.stopAll(); fed.removeFiles() }
         let dir = try FragileDirectory(name: "disk-daemon-state")
         defer { dir.remove() }
-        dir.breakIt()
-        let server = try fed.startServer(stateDir: dir.path, rounds: 2, minFit: 1, minClients: 1, roundTimeout: 20)
+        if dir.mode != .fileSizeLimit { dir.breakIt() }
+        let server = try fed.startServer(stateDir: dir.path, rounds: 2, minFit: 1, minClients: 1, roundTimeout: 20, wrapper: dir.daemonWrapper)
         let port = try fed.port(of: server)
         _ = try fed.startClient("mnist-0", port: port)
         XCTAssertEqual(try server.waitForExit(timeout: 60), 1, server.tail())
