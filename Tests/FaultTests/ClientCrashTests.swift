@@ -62,6 +62,7 @@ final class ClientCrashTests: XCTestCase {
         XCTAssertEqual(try server.waitForExit(timeout: 120), 0, server.tail())
         XCTAssertEqual(fed.metrics(serverDir).map(\.round), (1...UInt64(rounds)).map { $0 })
         XCTAssertEqual(try victim.waitForExit(timeout: 20), 0, victim.tail())
+        print("client crash: \(victimName) SIGKILLed after round \(killedAt) (round \(after.round) closed with \(after.fit.map(\.client)), dropped \(after.dropped)); restarted with its round-\(saved.metadata.round) state bit for bit; trained again in round \(rejoined.round); \(rounds)/\(rounds) rounds completed")
     }
 
     /// The in-process half of the same guarantee: a client runtime built on a saved state
@@ -70,7 +71,7 @@ final class ClientCrashTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fedkit-faults-restore-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let spec = ModelSpec.digitCNN(norm: .batch, widths: [4, 4, 8, 16, 8], seed: 5)
-        let logger = Logger(label: "test")
+        let logger = InProcess.quiet
         func runtime() throws -> ClientRuntime {
             let d = Digits5.makeDomains([.svhn], trainCount: 40, testCount: 20, seed: 1)[0]
             return try ClientRuntime(name: "svhn-0", learner: LocalLearner(model: try spec.build(), data: LocalData(train: d.train, test: d.test),
