@@ -43,6 +43,7 @@ public final class ClientRuntime: @unchecked Sendable {
         self.name = name; self.learner = learner; self.stateDirectory = stateDirectory; self.logger = logger
         if let dir = stateDirectory {
             try AtomicFile.makeDirectory(dir)
+            AtomicFile.removeStaleTemporaries(of: statePath)
             if let (tensors, meta) = try TensorArchive.read(statePath, as: ClientStateMetadata.self) {
                 guard meta.model == learner.model.spec else {
                     throw FederatedError.invalidConfiguration("\(statePath) holds a \(meta.model.architecture.rawValue)/\(meta.model.norm.rawValue) model; this client runs \(learner.model.spec.architecture.rawValue)/\(learner.model.spec.norm.rawValue) (use another --state-dir)")

@@ -118,6 +118,10 @@ public actor Coordinator {
         self.onRound = onRound
         if let dir = configuration.stateDirectory {
             try AtomicFile.makeDirectory(dir)
+            for file in [Self.checkpointPath(dir), dir + "/metrics.jsonl", dir + "/timings.jsonl", dir + "/final-model.fkt"] {
+                let n = AtomicFile.removeStaleTemporaries(of: file)
+                if n > 0 { logger.notice("removed \(n) temporary file(s) left beside \(file) by an interrupted write") }
+            }
             if let (tensors, meta) = try TensorArchive.read(Self.checkpointPath(dir), as: CheckpointMetadata.self) {
                 guard meta.strategy == configuration.strategy, meta.model == configuration.model else {
                     throw FederatedError.invalidConfiguration(

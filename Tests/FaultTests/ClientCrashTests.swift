@@ -12,7 +12,7 @@ final class ClientCrashTests: XCTestCase {
     func testKilledClientDoesNotHoldTheRoundAndRejoinsWithItsBatchNormIntact() throws {
         let names = ["mnist-0", "svhn-0", "usps-0"]
         let fed = try DaemonFederation(name: "client-crash", clients: names)
-        addTeardownBlock { fed.stopAll(); fed.removeFiles() }
+        addTeardownBlock { [unowned self] in fed.stopAll(); fed.finish(keepingLogs: (self.testRun?.totalFailureCount ?? 0) > 0) }
         let serverDir = fed.root + "/server"
         let rounds = 30
         let server = try fed.startServer(stateDir: serverDir, rounds: rounds, minFit: 2, minClients: 3, roundTimeout: 20)

@@ -193,7 +193,14 @@ final class DaemonFederation: @unchecked Sendable {
         for d in daemons { d.killNow() }
     }
 
-    func removeFiles() { try? FileManager.default.removeItem(atPath: root) }
+    /// Removes the federation's files, or keeps them (and says where) when the test failed.
+    func finish(keepingLogs: Bool) {
+        if keepingLogs {
+            print("fault test failed: logs kept in \(root)")
+        } else {
+            try? FileManager.default.removeItem(atPath: root)
+        }
+    }
 }
 
 /// The server checkpoint's metadata as a test reads it.

@@ -142,7 +142,7 @@ final class DiskFaultTests: XCTestCase {
     /// The daemon's side: it exits with a failure status and says which path it could not write.
     func testTheServerDaemonExitsNamingThePathItCannotWrite() throws {
         let fed = try DaemonFederation(name: "disk-daemon", clients: ["mnist-0"])
-        addTeardownBlock { fed.stopAll(); fed.removeFiles() }
+        addTeardownBlock { [unowned self] in fed.stopAll(); fed.finish(keepingLogs: (self.testRun?.totalFailureCount ?? 0) > 0) }
         let dir = try FragileDirectory(name: "disk-daemon-state")
         defer { dir.remove() }
         if dir.mode != .fileSizeLimit { dir.breakIt() }

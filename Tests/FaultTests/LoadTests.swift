@@ -15,7 +15,7 @@ final class LoadTests: XCTestCase {
         let count = Int(ProcessInfo.processInfo.environment["FEDKIT_LOAD_CLIENTS"] ?? "") ?? 200
         let names = (0..<count).map { String(format: "load-%04d", $0) }
         let fed = try DaemonFederation(name: "load", clients: names, strategy: "fedavg")
-        addTeardownBlock { fed.stopAll(); fed.removeFiles() }
+        addTeardownBlock { [unowned self] in fed.stopAll(); fed.finish(keepingLogs: (self.testRun?.totalFailureCount ?? 0) > 0) }
         let dir = fed.root + "/server"
         let server = try fed.startServer(stateDir: dir, rounds: 1, minFit: count, minClients: count, roundTimeout: 120,
                                          extra: ["--log-level", "warning"])
