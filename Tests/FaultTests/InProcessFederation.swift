@@ -41,7 +41,14 @@ final class TestPKI: @unchecked Sendable {
     let directory: String
 
     private init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("fedkit-faults-pki-\(getpid())").path
+        let tmp = FileManager.default.temporaryDirectory
+        // Remove those of earlier test processes that are gone (the PID is in the name).
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? [] where name.hasPrefix("fedkit-faults-pki-") {
+            if let pid = Int32(name.dropFirst("fedkit-faults-pki-".count)), pid != getpid(), kill(pid, 0) != 0 {
+                try? FileManager.default.removeItem(atPath: tmp.appendingPathComponent(name).path)
+            }
+        }
+        directory = tmp.appendingPathComponent("fedkit-faults-pki-\(getpid())").path
         try EphemeralCertificates.write(to: directory, clients: Self.names)
     }
 

@@ -51,7 +51,7 @@ final class NetworkFaultTests: XCTestCase {
     /// A client that connects and disconnects in a loop (whole TLS sessions, half-finished
     /// handshakes and bare TCP connections) while the federation trains.
     func testAFlappingClientCannotWedgeTheServer() async throws {
-        let config = InProcess.configuration(rounds: 4, minFit: 2, minClients: 2)
+        let config = InProcess.configuration(rounds: 6, minFit: 2, minClients: 2)
         let recorder = LogRecorder()
         let coordinator = try Coordinator(configuration: config, logger: recorder.logger)
         let server = try await InProcess.startServer()
@@ -66,7 +66,8 @@ final class NetworkFaultTests: XCTestCase {
         while recorder.all.filter({ $0.contains("joined (domain") }).count < 2 && Date() < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        let flapper = Task {
+        // Three flapping loops under one name: each new session also replaces the previous one.
+        let flappers = (0..<3).map { _ in Task {
             while !stop.value {
                 let n = flaps.increment()
                 switch n % 3 {
@@ -84,29 +85,32 @@ final class NetworkFaultTests: XCTestCase {
                 default:
                     // A session that is welcomed, then abandoned without a Goodbye mid-request.
                     if let c = try? await InProcess.connect("flap-0", port: port, hello: InProcess.hello("flap-0", declaredExamples: 10, domain: "usps")) {
+                        // Leaves at its first request, or after 300 ms when none comes.
+                        let closer = Task { try? await Task.sleep(for: .milliseconds(300)); await c.close() }
                         for try await _ in c.inbound { break }
+                        closer.cancel()
                         await c.close()
                     }
                 }
             }
-        }
+        } }
         let metrics: [RoundMetrics]
         do {
             metrics = try await acceptor.value
         } catch {
-            stop.set(); flapper.cancel()
+            stop.set(); for f in flappers { f.cancel() }
             throw error
         }
         stop.set()
-        _ = await flapper.result
+        for f in flappers { _ = await f.result }
         await server.close()
         for t in tasks { _ = try? await t.value }
-        XCTAssertEqual(metrics.map(\.round), [1, 2, 3, 4])
+        XCTAssertEqual(metrics.map(\.round), [1, 2, 3, 4, 5, 6])
         for m in metrics {
             XCTAssertTrue(Set(["mnist-0", "svhn-0"]).isSubset(of: Set(m.fit.map(\.client))), "round \(m.round): \(m.fit.map(\.client))")
             XCTAssertFalse(m.fit.map(\.client).contains("flap-0"))
         }
-        XCTAssertGreaterThan(flaps.value, 10)
+        XCTAssertGreaterThan(flaps.value, 20)
         print("flapping: \(flaps.value) connects/disconnects during \(metrics.count) rounds; every round completed")
     }
 }
