@@ -106,6 +106,7 @@ let package = Package(
         // Needs the fed-server and fed-client products built (`swift build --build-tests` builds them).
         .testTarget(name: "FaultTests", dependencies: [
             "Federated", "FedKitCLI", "Transport", "Wire", "NN", "Data", "Tensor",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
