@@ -74,7 +74,7 @@ final class ServerCrashTests: XCTestCase {
         // One client: with several, the streaming sum depends on the order updates arrive
         // in, and training amplifies that last-bit difference within a round or two.
         let names = ["mnist-0"]
-        let rounds = 8
+        let rounds = 12
         func federation(_ label: String, kills: Int) throws -> (model: StateDictionary, kills: Int) {
             let fed = try DaemonFederation(name: label, clients: names, strategy: "fedavg")
             var ok = false
@@ -85,14 +85,14 @@ final class ServerCrashTests: XCTestCase {
             }
             var server = try start(port: 0)
             let port = try fed.port(of: server)
-            let clients = try names.map { try fed.startClient($0, port: port, trainCount: 400) }
+            let clients = try names.map { try fed.startClient($0, port: port, trainCount: 1000) }
             var generator = SplitMix(seed: 13)
             var done = 0
             while done < kills {
                 try fed.waitFor("clients to connect", timeout: 60, logs: [server]) {
                     server.text.components(separatedBy: "joined (domain").count - 1 >= names.count ? true : nil
                 }
-                usleep(UInt32(generator.next() % 300_000))
+                usleep(UInt32(generator.next() % 200_000))
                 guard server.isRunning else { break }
                 server.killNow()
                 done += 1
