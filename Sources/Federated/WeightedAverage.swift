@@ -16,7 +16,11 @@ import Wire
 public final class WeightedAverage {
     /// Names and shapes every update must have, in order.
     public let template: [(name: String, shape: [Int])]
-    private let sums: [Tensor]
+    /// Σ n_k · w_k in Float64, allocated at the first `add` (a validation-only instance holds
+    /// nothing). A Float32 value times an integer weight is exact in Float64, so the sum does
+    /// not depend, to Float32 precision, on the order updates arrive in: the same federation
+    /// gives the same model whatever order the network delivers the updates in.
+    private var sums: [UnsafeMutableBufferPointer<Double>] = []
     private let index: [String: Int]
     /// Σ n_k so far.
     public private(set) var totalWeight: Double = 0
@@ -25,9 +29,10 @@ public final class WeightedAverage {
 
     public init(template: [(name: String, shape: [Int])]) {
         self.template = template
-        sums = template.map { Tensor(zeros: $0.shape) }
         index = Dictionary(uniqueKeysWithValues: template.enumerated().map { ($1.name, $0) })
     }
+
+    deinit { for s in sums { s.deallocate() } }
 
     /// Checks that `tensors` is a complete, well-formed update for this template.
     /// - Throws: `FederatedError.badUpdate` naming the first problem.
@@ -59,35 +64,35 @@ public final class WeightedAverage {
             throw FederatedError.badUpdate(client: client, round: round, reason: "weight (examples) \(weight) must be positive")
         }
         try validate(tensors, client: client, round: round)
-        let first = contributors.isEmpty
-        let w = Float(weight)
+        if sums.isEmpty {
+            sums = template.map { entry in
+                let b = UnsafeMutableBufferPointer<Double>.allocate(capacity: entry.shape.reduce(1, *))
+                b.initialize(repeating: 0)
+                return b
+            }
+        }
         for t in tensors {
             let sum = sums[index[t.name]!]
             t.bytes.withUnsafeBytes { raw in
-                let p = raw.bindMemory(to: Float.self).baseAddress!
-                if first {
-                    // The first update initializes the sum: no read of a zeroed buffer.
-                    let dst = sum.data
-                    for i in 0..<sum.count { dst[i] = w * p[i] }
-                } else {
-                    cblas_saxpy(Int32(sum.count), w, p, 1, sum.data, 1)
-                }
+                let p = raw.bindMemory(to: Float.self)
+                for i in 0..<sum.count { sum[i] += weight * Double(p[i]) }
             }
         }
         totalWeight += weight
         contributors.append(client)
     }
 
-    /// The weighted average of everything added (nil when nothing was).
+    /// The weighted average of everything added (nil when nothing was), rounded to Float32.
     ///
-    /// Divides the sums in place and hands them over without copying: call it once,
-    /// after the last `add`.
+    /// Call it once, after the last `add`.
     public func result() -> StateDictionary? {
         guard totalWeight > 0 else { return nil }
         var d = StateDictionary()
         for (i, entry) in template.enumerated() {
-            sums[i].scale(by: Float(1 / totalWeight))
-            d[entry.name] = sums[i]
+            let average = Tensor(zeros: entry.shape)
+            let sum = sums[i]
+            for j in 0..<average.count { average.data[j] = Float(sum[j] / totalWeight) }
+            d[entry.name] = average
         }
         totalWeight = 0
         return d
