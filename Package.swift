@@ -113,5 +113,14 @@ let package = Package(
         .testTarget(name: "SimulationTests"),
         // Runs cluster/netns/launch.sh (real daemons in network namespaces) and checks cluster/'s files; no module dependencies.
         .testTarget(name: "ClusterTests"),
+        // End-to-end fault suite: real daemons killed, stopped and restarted; hostile peers; full disks.
+        // Needs the fed-server and fed-client products built (`swift build --build-tests` builds them).
+        .testTarget(name: "FaultTests", dependencies: [
+            "Federated", "FedKitCLI", "Transport", "Wire", "NN", "Data", "Tensor",
+            .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )

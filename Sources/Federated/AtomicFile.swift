@@ -41,6 +41,22 @@ public enum AtomicFile {
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }
     }
 
+    /// Removes the temporary files that writers of `path` killed mid-write left beside it
+    /// (`.NAME.PID.RANDOM.tmp`). Call it before the first write of a process that owns `path`.
+    /// - Returns: How many were removed.
+    @discardableResult
+    public static func removeStaleTemporaries(of path: String) -> Int {
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        let prefix = ".\(url.lastPathComponent)."
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        var removed = 0
+        for name in names where name.hasPrefix(prefix) && name.hasSuffix(".tmp") {
+            if unlink("\(directory)/\(name)") == 0 { removed += 1 }
+        }
+        return removed
+    }
+
     /// Creates `path` and its parents if needed.
     /// - Throws: `FederatedError.writeFailed` when it cannot.
     public static func makeDirectory(_ path: String) throws {

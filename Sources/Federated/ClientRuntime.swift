@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import NN
@@ -76,6 +77,7 @@ public final class ClientRuntime: @unchecked Sendable {
         self.name = name; self.spec = spec; self.data = data
         self.stateDirectory = stateDirectory; self.logger = logger; self.resident = nil
         try AtomicFile.makeDirectory(stateDirectory)
+        AtomicFile.removeStaleTemporaries(of: (stateDirectory as String) + "/state.fkt")
         if let (_, meta) = try readState() { lastRound = meta.round }
     }
 
@@ -98,10 +100,11 @@ public final class ClientRuntime: @unchecked Sendable {
     private func restore(into model: Model) throws {
         guard let dir = stateDirectory else { return }
         try AtomicFile.makeDirectory(dir)
+        AtomicFile.removeStaleTemporaries(of: statePath)
         if let (tensors, meta) = try readState() {
             try model.load(tensors)
             lastRound = meta.round
-            logger.info("restored local state of round \(meta.round) from \(statePath)")
+            logger.info("restored local state of round \(meta.round) from \(statePath) (SHA-256 of the loaded tensors \(Self.digest(model.snapshot())))")
         }
     }
 
@@ -111,6 +114,17 @@ public final class ClientRuntime: @unchecked Sendable {
         let learner = LocalLearner(model: try spec.build(), data: data, clientName: name)
         if let (tensors, _) = try readState() { try learner.model.load(tensors) }
         return try body(learner)
+    }
+
+    /// Hex SHA-256 of `tensors`' names and Float32 values in order: lets an operator (and the
+    /// fault tests) check that a restarted client holds exactly the state it had saved.
+    public static func digest(_ tensors: StateDictionary) -> String {
+        var hash = SHA256()
+        for (name, t) in tensors.entries {
+            hash.update(data: Data(name.utf8))
+            hash.update(bufferPointer: UnsafeRawBufferPointer(start: t.data, count: t.count * 4))
+        }
+        return hash.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
     /// The Hello's dataset summary for this client's data.

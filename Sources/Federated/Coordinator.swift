@@ -101,6 +101,8 @@ public actor Coordinator {
     var phase: Phase = .idle
     var phaseRound: UInt64 = 0
     var expecting: Set<String> = []
+    /// Clients of the round in progress that disconnected or could not be sent their request.
+    var lost: Set<String> = []
     var aggregator: WeightedAverage?
     var fits: [ClientFit] = []
     var evaluations: [ClientEvaluation] = []
@@ -124,6 +126,10 @@ public actor Coordinator {
         self.onRound = onRound
         if let dir = configuration.stateDirectory {
             try AtomicFile.makeDirectory(dir)
+            for file in [Self.checkpointPath(dir), dir + "/metrics.jsonl", dir + "/timings.jsonl", dir + "/final-model.fkt"] {
+                let n = AtomicFile.removeStaleTemporaries(of: file)
+                if n > 0 { logger.notice("removed \(n) temporary file(s) left beside \(file) by an interrupted write") }
+            }
             if let (tensors, meta) = try TensorArchive.read(Self.checkpointPath(dir), as: CheckpointMetadata.self) {
                 guard meta.strategy == configuration.strategy, meta.model == configuration.model else {
                     throw FederatedError.invalidConfiguration(
@@ -171,7 +177,10 @@ public actor Coordinator {
     func disconnected(_ name: String, connection id: ObjectIdentifier) {
         guard let c = clients[name], ObjectIdentifier(c.connection) == id else { return }
         clients[name] = nil
-        if expecting.remove(name) != nil { logger.warning("client \"\(name)\" disconnected during round \(phaseRound)") }
+        if expecting.remove(name) != nil {
+            lost.insert(name)
+            logger.warning("client \"\(name)\" disconnected during round \(phaseRound)")
+        }
         logger.info("client \"\(name)\" left")
     }
 
@@ -249,7 +258,7 @@ public actor Coordinator {
     /// (all at once when unset); clients it cannot reach are dropped from `expecting`.
     func dispatch(_ envelope: Envelope, to names: [String], until deadline: ContinuousClock.Instant) async throws {
         guard let limit = configuration.maxInFlight, limit < names.count else {
-            for failed in await sendAll(envelope, to: names) { expecting.remove(failed) }
+            for failed in await sendAll(envelope, to: names) where expecting.remove(failed) != nil { lost.insert(failed) }
             return
         }
         var sent: [String] = []
@@ -260,7 +269,7 @@ public actor Coordinator {
             guard ContinuousClock.now < deadline else { return }
             guard expecting.contains(name) else { continue }
             sent.append(name)
-            for failed in await sendAll(envelope, to: [name]) { expecting.remove(failed) }
+            for failed in await sendAll(envelope, to: [name]) where expecting.remove(failed) != nil { lost.insert(failed) }
         }
     }
 
@@ -332,12 +341,13 @@ public actor Coordinator {
             request.config = settings.proto
             let bytesOut = tensors.reduce(0) { $0 + $1.bytes.count } * selected.count
             phase = .fit; phaseRound = round
-            expecting = Set(selected); fits = []; refused = []; bytesIn = 0
+            expecting = Set(selected); lost = []; fits = []; refused = []; bytesIn = 0
             aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) })
             let deadline = fitStart + .seconds(configuration.roundTimeout * Double(attempts))
             try await dispatch(Envelope(.fitRequest(request)), to: selected, until: deadline)
             try await waitForAnswers(until: deadline)
-            let dropped = expecting.sorted()
+            // Silent until the deadline, or gone (disconnected, unreachable) during the round.
+            let dropped = expecting.union(lost).sorted()
             if !dropped.isEmpty { logger.warning("round \(round): no answer from \(dropped.joined(separator: ", ")) before the deadline") }
             phase = .idle
             expecting = []

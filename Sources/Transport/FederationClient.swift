@@ -40,6 +40,10 @@ public enum FederationClient {
                     readTimeout: configuration.readTimeout, heartbeatInterval: configuration.heartbeatInterval)
                 try sync.addHandler(ClientSessionHandler(hello: configuration.hello, logger: logger,
                                                          readTimeout: configuration.readTimeout, established: established))
+                // A connection closed by the peer before these handlers were added (a server
+                // killed right after accepting) never tells them: without this check,
+                // `established` would wait forever.
+                guard channel.isActive else { throw TransportError.closedBeforeEstablished(state: "adding the TLS handlers") }
             }.get()
         } catch {
             established.fail(error)

@@ -1,0 +1,170 @@
+import Data
+import Foundation
+import NN
+import Transport
+import Wire
+import XCTest
+@testable import Federated
+
+/// A client with a valid certificate that answers the coordinator with crafted messages.
+final class HostileInputTests: XCTestCase {
+    /// What the hostile client sends when asked to train: built from the request and an honest-looking update.
+    typealias Attack = @Sendable (_ request: Fedkit_V1_FitRequest, _ update: [WireTensor]) -> [Fedkit_V1_FitResult]
+
+    struct Outcome {
+        var metrics: [RoundMetrics]
+        var global: [String: Foundation.Data]
+        var log: [String]
+        /// Whether the coordinator closed the hostile client's connection before the run ended.
+        var hostileDisconnected: Bool
+    }
+
+    /// One round with the honest "mnist-0" and, when `attack` is set, the hostile "evil-0".
+    func run(declared: UInt64 = 40, maxOffences: Int = 10, maxExamples: Int = 1_000_000, attack: Attack?) async throws -> Outcome {
+        var config = InProcess.configuration(minFit: 1, minClients: attack == nil ? 1 : 2)
+        config.roundTimeout = 4
+        config.maxOffences = maxOffences
+        config.maxExamplesPerClient = maxExamples
+        let recorder = LogRecorder()
+        let coordinator = try Coordinator(configuration: config, logger: recorder.logger)
+        let server = try await InProcess.startServer()
+        let port = server.port
+        let honest = try InProcess.runtime("mnist-0", domain: .mnist, model: config.model)
+        let honestTask = Task { try await InProcess.serveHonestly(honest, port: port) }
+        let disconnected = ManagedFlag()
+        var hostileTask: Task<Void, Error>?
+        if let attack {
+            let connection = try await InProcess.connect("evil-0", port: port, hello: InProcess.hello("evil-0", declaredExamples: declared, domain: "svhn"))
+            hostileTask = Task {
+                do {
+                    for try await envelope in connection.inbound {
+                        switch envelope.body {
+                        case .fitRequest(let request):
+                            let update = try request.parameters.wireTensors()
+                            for r in attack(request, update) { try await connection.send(Envelope(.fitResult(r))) }
+                        case .evaluateRequest(let request):
+                            var e = Fedkit_V1_EvaluateResult()
+                            e.round = request.round; e.accuracy = 0.5; e.loss = 1; e.numExamples = 20
+                            try await connection.send(Envelope(.evaluateResult(e)))
+                        case .goodbye:
+                            await connection.close()
+                            return
+                        case .error(let e) where e.message.contains("refused messages"):
+                            disconnected.set()
+                        default:
+                            continue
+                        }
+                    }
+                } catch {}
+                // The stream ended without a Goodbye: the server closed the connection.
+                disconnected.set()
+            }
+        }
+        let metrics = try await coordinator.run(connections: server.connections)
+        let global = InProcess.bytes(await coordinator.globalState())
+        await server.close()
+        _ = try? await honestTask.value
+        _ = try? await hostileTask?.value
+        return Outcome(metrics: metrics, global: global, log: recorder.all, hostileDisconnected: disconnected.value)
+    }
+
+    static func result(_ request: Fedkit_V1_FitRequest, _ tensors: [WireTensor], examples: UInt64 = 40, round: UInt64? = nil) -> Fedkit_V1_FitResult {
+        var r = Fedkit_V1_FitResult()
+        r.round = round ?? request.round
+        r.parameters = Fedkit_V1_Payload(tensors)
+        r.numExamples = examples
+        r.trainLoss = 1
+        r.trainAccuracy = 0.5
+        return r
+    }
+
+    /// `tensors` with the first value of tensor number `index` replaced.
+    static func poison(_ tensors: [WireTensor], _ value: Float) -> [WireTensor] {
+        var out = tensors
+        var floats = try! out[0].floats()
+        floats[floats.count / 2] = value
+        out[0] = WireTensor(name: out[0].name, shape: out[0].shape, floats: floats)
+        return out
+    }
+
+    func testEveryHostileUpdateIsRefusedLoggedAndLeavesTheGlobalModelUnchanged() async throws {
+        let reference = try await run(attack: nil)
+        XCTAssertEqual(reference.metrics[0].fit.map(\.client), ["mnist-0"])
+
+        let cases: [(name: String, declared: UInt64, reason: String, attack: Attack)] = [
+            ("wrong tensor names", 40, "unexpected tensor conv9.weight", { req, t in
+                var u = t
+                u[0] = WireTensor(name: "conv9.weight", shape: u[0].shape, floats: try! u[0].floats())
+                return [Self.result(req, u)]
+            }),
+            ("a missing tensor", 40, "missing", { req, t in [Self.result(req, Array(t.dropLast()))] }),
+            ("wrong shapes", 40, "has shape", { req, t in
+                var u = t
+                let floats = try! u[0].floats()
+                u[0] = WireTensor(name: u[0].name, shape: [floats.count], floats: floats)
+                return [Self.result(req, u)]
+            }),
+            ("NaN", 40, "NaN or infinite", { req, t in [Self.result(req, Self.poison(t, .nan))] }),
+            ("infinity", 40, "NaN or infinite", { req, t in [Self.result(req, Self.poison(t, -.infinity))] }),
+            ("zero examples", 40, "claims 0 training examples", { req, t in [Self.result(req, t, examples: 0)] }),
+            ("a negative example count (-1 as uint64)", 40, "claims 18446744073709551615 training examples", { req, t in
+                [Self.result(req, t, examples: UInt64(bitPattern: -1))]
+            }),
+            ("10^9 examples, 40 declared", 40, "claims 1000000000 training examples; allowed 1...40", { req, t in
+                [Self.result(req, t, examples: 1_000_000_000)]
+            }),
+            ("10^9 examples, 10^9 declared", 1_000_000_000, "allowed 1...1000000", { req, t in
+                [Self.result(req, t, examples: 1_000_000_000)]
+            }),
+            ("a round it was not asked for", 40, "fit result for round 7 was not requested", { req, t in
+                [Self.result(req, t, round: req.round + 6)]
+            }),
+        ]
+        var refusedCount = 0
+        for c in cases {
+            let outcome = try await run(declared: c.declared, attack: c.attack)
+            let round = outcome.metrics[0]
+            XCTAssertEqual(round.fit.map(\.client), ["mnist-0"], "\(c.name): the hostile update was averaged")
+            XCTAssertEqual(outcome.global, reference.global, "\(c.name): the global model differs from the run without the hostile client")
+            XCTAssertTrue(round.refused.contains { $0.hasPrefix("evil-0: ") && $0.contains(c.reason) },
+                          "\(c.name): refusal not recorded with \"\(c.reason)\": \(round.refused)")
+            XCTAssertTrue(outcome.log.contains { $0.contains("refused from client \"evil-0\"") && $0.contains(c.reason) },
+                          "\(c.name): refusal not logged with the client's name and \"\(c.reason)\"")
+            XCTAssertFalse(outcome.hostileDisconnected, "\(c.name): one offence must not disconnect")
+            refusedCount += 1
+        }
+        print("hostile input: \(refusedCount) kinds of hostile update tried, \(refusedCount) refused, 0 bytes of the global model changed")
+    }
+
+    func testTheSameResultTwiceIsAveragedOnce() async throws {
+        let once = try await run(attack: { req, t in [Self.result(req, t, examples: 40)] })
+        let twice = try await run(attack: { req, t in [Self.result(req, t, examples: 40), Self.result(req, t, examples: 40)] })
+        XCTAssertEqual(twice.metrics[0].fit.map(\.client), ["evil-0", "mnist-0"])
+        XCTAssertTrue(twice.metrics[0].refused.contains { $0.hasPrefix("evil-0: ") && $0.contains("was not requested") }, "\(twice.metrics[0].refused)")
+        XCTAssertTrue(twice.log.contains { $0.contains("refused from client \"evil-0\"") })
+        // Same updates with the same weights: the duplicate added nothing.
+        for (name, bytes) in once.global {
+            let a = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            let b = twice.global[name]!.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-6 + 1e-6 * abs(x), name) }
+        }
+    }
+
+    func testRepeatedOffencesDisconnectTheClient() async throws {
+        let outcome = try await run(maxOffences: 3, attack: { req, t in
+            [Self.result(req, Self.poison(t, .nan)), Self.result(req, t, round: req.round + 1), Self.result(req, t, examples: 0)]
+        })
+        XCTAssertTrue(outcome.hostileDisconnected, "the client was not disconnected after three refused messages")
+        XCTAssertTrue(outcome.log.contains { $0.contains("disconnecting client \"evil-0\" after 3 refused messages") }, outcome.log.joined(separator: "\n"))
+        XCTAssertEqual(outcome.metrics[0].fit.map(\.client), ["mnist-0"])
+        XCTAssertEqual(outcome.metrics[0].refused.filter { $0.hasPrefix("evil-0: ") }.count, 3)
+    }
+}
+
+/// A flag set from one task and read from another.
+final class ManagedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    func set() { lock.lock(); flag = true; lock.unlock() }
+    var value: Bool { lock.lock(); defer { lock.unlock() }; return flag }
+}
