@@ -9,7 +9,7 @@ import XCTest
 ///
 /// Each client has its own certificate and answers the server's requests by returning the
 /// weights it was sent. CI runs 200 clients; set FEDKIT_LOAD_CLIENTS (e.g. 1000) for the
-/// figures in README-faults.md.
+/// figures in docs/faults.md.
 final class LoadTests: XCTestCase {
     func testOneServerHoldsManyClientsThroughAFullRound() async throws {
         let count = Int(ProcessInfo.processInfo.environment["FEDKIT_LOAD_CLIENTS"] ?? "") ?? 200
