@@ -4,11 +4,12 @@ import NIOSSL
 import Wire
 
 /// The handlers of a FedKit connection above TLS, in order:
-/// TLS -> PeerIdentityHandler -> IdleStateHandler -> frame codec -> PayloadChunkingHandler -> session.
+/// TLS -> TLSWriteSlicer -> PeerIdentityHandler -> IdleStateHandler -> frame codec -> PayloadChunkingHandler -> session.
 enum FedPipeline {
     static func addCommonHandlers(to pipeline: ChannelPipeline.SynchronousOperations,
                                   maximumFrameSize: Int, maximumPayloadSize: Int, chunkSize: Int,
                                   readTimeout: TimeAmount, heartbeatInterval: TimeAmount) throws {
+        try pipeline.addHandler(TLSWriteSlicer())
         try pipeline.addHandler(PeerIdentityHandler())
         try pipeline.addHandler(IdleStateHandler(readTimeout: readTimeout, writeTimeout: heartbeatInterval))
         try pipeline.addFrameCodec(maximumFrameSize: maximumFrameSize)

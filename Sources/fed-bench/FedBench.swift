@@ -12,6 +12,7 @@ struct FedBench: AsyncParsableCommand {
             AggregateBench.self,
             DataBench.self,
             WireBench.self,
+            ServerMemoryBench.self,
         ]
     )
 }
