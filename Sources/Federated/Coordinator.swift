@@ -361,6 +361,9 @@ public actor Coordinator {
             guard attempts < configuration.maxRoundAttempts else {
                 throw FederatedError.quorumNotMet(round: round, answered: fits.count, required: configuration.minFitClients)
             }
+            // Back off before the next attempt, so clients that are still joining get in and a
+            // client that joins and leaves at once cannot use up the attempts in a moment.
+            try await Task.sleep(for: .seconds(min(5.0, configuration.roundTimeout / 10) * Double(attempts)))
         }
         aggregator = nil
         let fitSeconds = (ContinuousClock.now - fitStart).seconds
