@@ -102,7 +102,7 @@ public final class Simulator: @unchecked Sendable {
             if done { return }
             var total = 0.0, server = 0.0
             for (name, pid) in running {
-                let mb = Self.residentMB(pid)
+                let mb = ProcessMemory.currentRSS(pid: pid)
                 total += mb
                 if name == "server" { server = mb }
             }
@@ -111,13 +111,6 @@ public final class Simulator: @unchecked Sendable {
         }
     }
 
-    static func residentMB(_ pid: Int32) -> Double {
-        guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-        for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return (line.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0) / 1024
-        }
-        return 0
-    }
 
     public init(plan: SimulationPlan, directory: String, certificates: String, binaries: String) {
         self.plan = plan; self.directory = directory; self.certificates = certificates; self.binaries = binaries

@@ -117,7 +117,7 @@ struct ServerMemoryBench: AsyncParsableCommand {
                 await replies.arrived(connection.peerName, ok: false)
             }
         }
-        let connectedMB = Self.status("VmRSS")
+        let connectedMB = ProcessMemory.currentRSS()
 
         let start = Date()
         let inFlight = Slots(maxInFlight), sends = Slots(maxConcurrentSends)
@@ -137,10 +137,10 @@ struct ServerMemoryBench: AsyncParsableCommand {
             }
         }
         let seconds = Date().timeIntervalSince(start)
-        let afterMB = Self.status("VmRSS")
+        let afterMB = ProcessMemory.currentRSS()
         Self.trimMalloc()
-        let trimmedMB = Self.status("VmRSS")
-        let peakMB = Self.status("VmHWM")
+        let trimmedMB = ProcessMemory.currentRSS()
+        let peakMB = ProcessMemory.peakRSS()
         let failures = await replies.failures
 
         for connection in connections { await connection.goodbye(reason: "benchmark finished") }
@@ -170,15 +170,6 @@ struct ServerMemoryBench: AsyncParsableCommand {
         typealias Trim = @convention(c) (Int) -> Int32
         if let symbol = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(symbol, to: Trim.self)(0) }
         #endif
-    }
-
-    /// A field of /proc/self/status, in MB (0 where there is none).
-    static func status(_ field: String) -> Double {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-            return (line.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0) / 1024
-        }
-        return 0
     }
 
     // MARK: Clients (the child process)
@@ -213,7 +204,7 @@ struct ServerMemoryBench: AsyncParsableCommand {
             }
             try await group.waitForAll()
         }
-        print("clients_peak_rss_mb \(String(format: "%.1f", Self.status("VmHWM")))")
+        print("clients_peak_rss_mb \(String(format: "%.1f", ProcessMemory.peakRSS()))")
     }
 }
 

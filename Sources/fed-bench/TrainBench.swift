@@ -106,16 +106,3 @@ extension TrainBench {
 
 func round2(_ x: Double) -> Double { (x * 100).rounded() / 100 }
 
-/// Resident memory of this process, from /proc/self/status (Linux), in MB.
-enum ProcessMemory {
-    static func field(_ name: String) -> Double {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in s.split(separator: "\n") where line.hasPrefix(name + ":") {
-            let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Double($0) } ?? 0
-            return kb / 1024
-        }
-        return 0
-    }
-    static func currentRSS() -> Double { field("VmRSS") }
-    static func peakRSS() -> Double { field("VmHWM") }
-}
