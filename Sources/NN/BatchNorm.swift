@@ -25,6 +25,8 @@ public class BatchNorm: Layer {
     private var normalized = Workspace()
     /// 1/sqrt(σ² + eps) per channel used by the last forward pass.
     private var invStd: [Float]
+    /// Mean per channel used by the last forward pass.
+    private var means: [Float]
     /// Whether the last forward pass used batch statistics.
     private var usedBatchStatistics = false
     private var output = Workspace()
@@ -37,6 +39,7 @@ public class BatchNorm: Layer {
         bias = Tensor(zeros: [features]); dBias = Tensor(zeros: [features])
         runningMean = Tensor(zeros: [features]); runningVar = Tensor(shape: [features], repeating: 1)
         invStd = Array(repeating: 0, count: features)
+        means = Array(repeating: 0, count: features)
     }
 
     var layerKind: String { inputRank == 4 ? "BatchNorm2d" : "BatchNorm1d" }
@@ -49,28 +52,59 @@ public class BatchNorm: Layer {
         let xhat = normalized.get(input.shape)
         let out = output.get(input.shape)
         usedBatchStatistics = training
-        for ch in 0..<c {
-            var mu: Double, variance: Double
-            if training {
-                var s = 0.0
-                for img in 0..<n { s += Reductions.sum(input.data + (img * c + ch) * hw, count: hw) }
-                mu = s / Double(m)
-                var ss = 0.0
-                for img in 0..<n { ss += Reductions.sumOfSquaredDeviations(input.data + (img * c + ch) * hw, count: hw, mean: Float(mu)) }
-                variance = ss / Double(m)
-                let mo = Double(momentum)
+        if training {
+            // Sums in Float64, channel by channel; for (N, C) rows are summed in place so the
+            // loop runs along memory (the same additions in the same order either way).
+            var sums = [Double](repeating: 0, count: c), squares = [Double](repeating: 0, count: c)
+            if hw == 1 {
+                for img in 0..<n { let x = input.data + img * c; for ch in 0..<c { sums[ch] += Double(x[ch]) } }
+                let means = sums.map { Float($0 / Double(m)) }
+                for img in 0..<n {
+                    let x = input.data + img * c
+                    for ch in 0..<c { let d = Double(x[ch]) - Double(means[ch]); squares[ch] += d * d }
+                }
+            } else {
+                for ch in 0..<c {
+                    for img in 0..<n { sums[ch] += Reductions.sum(input.data + (img * c + ch) * hw, count: hw) }
+                    let mean = Float(sums[ch] / Double(m))
+                    for img in 0..<n {
+                        squares[ch] += Reductions.sumOfSquaredDeviations(input.data + (img * c + ch) * hw, count: hw, mean: mean)
+                    }
+                }
+            }
+            let mo = Double(momentum)
+            for ch in 0..<c {
+                let mu = sums[ch] / Double(m), variance = squares[ch] / Double(m)
                 runningMean[ch] = Float((1 - mo) * Double(runningMean[ch]) + mo * mu)
                 runningVar[ch] = Float((1 - mo) * Double(runningVar[ch]) + mo * variance * Double(m) / Double(m - 1))
-            } else {
-                mu = Double(runningMean[ch]); variance = Double(runningVar[ch])
+                means[ch] = Float(mu)
+                invStd[ch] = Float(1 / (variance + Double(eps)).squareRoot())
             }
-            let inv = Float(1 / (variance + Double(eps)).squareRoot())
-            invStd[ch] = inv
-            let w = weight[ch], b = bias[ch], muF = Float(mu)
-            for img in 0..<n {
-                let off = (img * c + ch) * hw
-                let x = input.data + off, xh = xhat.data + off, y = out.data + off
-                for i in 0..<hw { let v = (x[i] - muF) * inv; xh[i] = v; y[i] = v * w + b }
+        } else {
+            for ch in 0..<c {
+                means[ch] = runningMean[ch]
+                invStd[ch] = Float(1 / (Double(runningVar[ch]) + Double(eps)).squareRoot())
+            }
+        }
+        means.withUnsafeBufferPointer { mu in
+            invStd.withUnsafeBufferPointer { inv in
+                let w = weight.data, b = bias.data
+                if hw == 1 {
+                    for img in 0..<n {
+                        let off = img * c
+                        let x = input.data + off, xh = xhat.data + off, y = out.data + off
+                        for ch in 0..<c { let v = (x[ch] - mu[ch]) * inv[ch]; xh[ch] = v; y[ch] = v * w[ch] + b[ch] }
+                    }
+                    return
+                }
+                for ch in 0..<c {
+                    let muF = mu[ch], invF = inv[ch], wF = w[ch], bF = b[ch]
+                    for img in 0..<n {
+                        let off = (img * c + ch) * hw
+                        let x = input.data + off, xh = xhat.data + off, y = out.data + off
+                        for i in 0..<hw { let v = (x[i] - muF) * invF; xh[i] = v; y[i] = v * wF + bF }
+                    }
+                }
             }
         }
         return out
@@ -81,6 +115,28 @@ public class BatchNorm: Layer {
         let dIn = dInput.get(dOutput.shape)
         let n = dOutput.shape[0], c = features, hw = inputRank == 4 ? dOutput.shape[2] * dOutput.shape[3] : 1
         let m = Float(n * hw)
+        if hw == 1 {
+            // (N, C): the same sums as below, accumulated row by row along memory.
+            var sumDy = [Float](repeating: 0, count: c), sumDyX = [Float](repeating: 0, count: c)
+            for img in 0..<n {
+                let dy = dOutput.data + img * c, xh = xhat.data + img * c
+                for ch in 0..<c { sumDy[ch] += dy[ch]; sumDyX[ch] += dy[ch] * xh[ch] }
+            }
+            for ch in 0..<c { dWeight[ch] += sumDyX[ch]; dBias[ch] += sumDy[ch] }
+            guard needsInputGradient else { return dIn }
+            let scale = (0..<c).map { weight[$0] * invStd[$0] }
+            let meanDy = sumDy.map { $0 / m }, meanDyX = sumDyX.map { $0 / m }
+            let batch = usedBatchStatistics
+            for img in 0..<n {
+                let dy = dOutput.data + img * c, xh = xhat.data + img * c, dx = dIn.data + img * c
+                if batch {
+                    for ch in 0..<c { dx[ch] = scale[ch] * (dy[ch] - meanDy[ch] - xh[ch] * meanDyX[ch]) }
+                } else {
+                    for ch in 0..<c { dx[ch] = scale[ch] * dy[ch] }
+                }
+            }
+            return dIn
+        }
         for ch in 0..<c {
             var sumDy: Float = 0, sumDyX: Float = 0
             for img in 0..<n {

@@ -30,6 +30,12 @@ public final class MaxPool2d: Layer {
         let oh = (h - kernelSize) / stride + 1, ow = (w - kernelSize) / stride + 1
         let out = output.get([input.shape[0], input.shape[1], oh, ow])
         if argmax.count != out.count { argmax = Array(repeating: 0, count: out.count) }
+        if kernelSize == 2 && stride == 2 {
+            argmax.withUnsafeMutableBufferPointer { am in
+                Self.forward2x2(input.data, out.data, am.baseAddress!, planes: planes, h: h, w: w, oh: oh, ow: ow)
+            }
+            return out
+        }
         argmax.withUnsafeMutableBufferPointer { am in
             for p in 0..<planes {
                 let src = input.data + p * h * w
@@ -51,6 +57,31 @@ public final class MaxPool2d: Layer {
             }
         }
         return out
+    }
+
+    /// The 2×2, stride-2 window of most CNNs, unrolled: the same answer as the general loop
+    /// (first maximum in row-major order; a NaN wins over numbers, the last NaN over earlier ones).
+    private static func forward2x2(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+                                   _ am: UnsafeMutablePointer<Int32>, planes: Int, h: Int, w: Int, oh: Int, ow: Int) {
+        @inline(__always) func take(_ v: Float, _ i: Int, _ best: inout Float, _ at: inout Int) {
+            if v > best || v.isNaN { best = v; at = i }
+        }
+        for p in 0..<planes {
+            let plane = src + p * h * w
+            for y in 0..<oh {
+                let r0 = 2 * y * w, r1 = r0 + w
+                let o = (p * oh + y) * ow
+                for x in 0..<ow {
+                    let i = r0 + 2 * x, j = r1 + 2 * x
+                    var best = plane[i], at = i
+                    take(plane[i + 1], i + 1, &best, &at)
+                    take(plane[j], j, &best, &at)
+                    take(plane[j + 1], j + 1, &best, &at)
+                    dst[o + x] = best
+                    am[o + x] = Int32(at)
+                }
+            }
+        }
     }
 
     public func backward(_ dOutput: Tensor) -> Tensor {
