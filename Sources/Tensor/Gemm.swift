@@ -16,6 +16,14 @@ public enum BLAS {
     /// The number of threads OpenBLAS will use.
     public static var threads: Int { Int(openblas_get_num_threads()) }
 
+    /// The name of the kernel family OpenBLAS chose for this processor (e.g. `Haswell`,
+    /// `Cooperlake`): its own detection, or the `OPENBLAS_CORETYPE` environment variable.
+    /// Single-core speed depends on it far more than on anything FedKit does.
+    public static var coreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
     /// C = alpha · op(A) · op(B) + beta · C (single precision, row-major).
     /// - Parameters:
     ///   - transA: use Aᵀ (A is stored K×M) instead of A (stored M×K).

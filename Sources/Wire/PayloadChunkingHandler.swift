@@ -4,7 +4,11 @@ import NIOCore
 /// the session logic.
 ///
 /// Outbound, each `Envelope` goes through a `PayloadChunker`; the write's promise completes with
-/// the last envelope of the run. Inbound, each `Envelope` goes through a `PayloadAssembler`;
+/// the last envelope of the run. The run is paced by the channel's writability: the next chunk
+/// is written (and flushed) only while the channel is writable, the rest waits here as views of
+/// the payload, so a peer that reads slowly holds about one chunk of this side's memory, not a
+/// whole model of encoded frames and ciphertext. Envelopes written meanwhile queue behind the
+/// run, in order. Inbound, each `Envelope` goes through a `PayloadAssembler`;
 /// chunks are absorbed and a payload-carrying envelope is passed on only once its payload is
 /// complete and verified. A `WireError` from the assembler is fired through `errorCaught`, so
 /// the session handler can answer and close.
@@ -17,6 +21,13 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
     private var chunker: PayloadChunker
     private var assembler: PayloadAssembler
     private var failed = false
+    /// Envelopes split but not yet written, oldest first, each with the promise of its write
+    /// (on the last envelope of a run).
+    private var pending = CircularBuffer<(envelope: Envelope, promise: EventLoopPromise<Void>?)>()
+    /// Set while this handler writes: a flush below can make the channel writable again and
+    /// call back in (`channelWritabilityChanged`) before the frame in progress is complete, so
+    /// a write from there would interleave two frames' bytes. The loop already writing goes on.
+    private var writing = false
 
     /// Creates the handler.
     /// - Parameters:
@@ -54,9 +65,52 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
             promise?.fail(error)
             return
         }
-        for (i, envelope) in envelopes.enumerated() {
-            context.write(Self.wrapOutboundOut(envelope), promise: i == envelopes.count - 1 ? promise : nil)
+        if envelopes.count == 1 && pending.isEmpty {
+            writing = true
+            defer { writing = false }
+            context.write(Self.wrapOutboundOut(envelopes[0]), promise: promise)
+            return
         }
+        for (i, envelope) in envelopes.enumerated() {
+            pending.append((envelope, i == envelopes.count - 1 ? promise : nil))
+        }
+        writePending(context: context)
+    }
+
+    public func flush(context: ChannelHandlerContext) {
+        writePending(context: context)
+        guard !writing else { return }  // the loop writing flushes each envelope itself
+        context.flush()
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { writePending(context: context) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        failPending(ChannelError.ioOnClosedChannel)
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        failPending(ChannelError.ioOnClosedChannel)
+        context.fireChannelInactive()
+    }
+
+    /// Writes queued envelopes while the channel is writable, flushing each so that what it
+    /// costs below (frames, ciphertext, socket buffer) shows in the channel's writability.
+    private func writePending(context: ChannelHandlerContext) {
+        guard !writing else { return }
+        writing = true
+        defer { writing = false }
+        while context.channel.isWritable, let next = pending.popFirst() {
+            context.write(Self.wrapOutboundOut(next.envelope), promise: next.promise)
+            context.flush()
+        }
+    }
+
+    private func failPending(_ error: any Error) {
+        while let next = pending.popFirst() { next.promise?.fail(error) }
     }
 }
 

@@ -69,6 +69,7 @@ struct ServerMemoryBench: AsyncParsableCommand {
     // MARK: Server (this process)
 
     private func runServer() async throws {
+        ProcessMemory.returnLargeBuffersToTheSystem()  // as fed-server does
         let directory = NSTemporaryDirectory() + "fed-bench-server-memory-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let names = (0..<clients).map(Self.clientName)

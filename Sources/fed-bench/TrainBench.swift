@@ -62,12 +62,12 @@ struct TrainBench: ParsableCommand {
         let msPerStep = elapsed * 1000 / Double(steps)
         let peak = ProcessMemory.peakRSS()
         if json {
-            print(#"{"bench":"train","model":"\#(model.rawValue)","norm":"\#(norm.rawValue)","batch":\#(batch),"threads":\#(threads),"# +
+            print(#"{"bench":"train","model":"\#(model.rawValue)","norm":"\#(norm.rawValue)","batch":\#(batch),"threads":\#(threads),"blas_core":"\#(BLAS.coreName)","# +
                   #""steps":\#(steps),"samples_per_s":\#(round2(samplesPerSecond)),"ms_per_step":\#(round2(msPerStep)),"# +
                   #""rss_after_warmup_mb":\#(round2(rssAfterWarmup)),"rss_end_mb":\#(round2(rssEnd)),"peak_rss_mb":\#(round2(peak)),"# +
                   #""parameters":\#(net.parameterCount)}"#)
         } else {
-            print("\(model.rawValue) norm=\(norm.rawValue) batch=\(batch) threads=\(threads): \(steps) steps in \(String(format: "%.2f", elapsed)) s")
+            print("\(model.rawValue) norm=\(norm.rawValue) batch=\(batch) threads=\(threads) OpenBLAS kernels=\(BLAS.coreName): \(steps) steps in \(String(format: "%.2f", elapsed)) s")
             print(String(format: "  %.1f samples/s, %.2f ms/step", samplesPerSecond, msPerStep))
             print(String(format: "  RSS after warm-up %.1f MB, at end %.1f MB, peak %.1f MB (%d parameters)", rssAfterWarmup, rssEnd, peak, net.parameterCount))
         }

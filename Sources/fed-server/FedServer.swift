@@ -42,6 +42,7 @@ struct FedServer: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
+        ProcessMemory.returnLargeBuffersToTheSystem()
         let file = try config.map { try ConfigFile(path: $0) } ?? ConfigFile()
         let logger = logging.bootstrap("fed-server")
         let kind = try StrategyKind(rawValue: file.resolve(strategy?.rawValue, "strategy", StrategyKind.fedavg.rawValue))

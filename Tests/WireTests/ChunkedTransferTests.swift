@@ -214,4 +214,113 @@ final class ChunkedTransferTests: XCTestCase {
             XCTAssertEqual(try out[0].payload?.wireTensors(), tensors, "chunk size \(chunkSize)")
         }
     }
+
+    /// A run of chunks goes out only while the channel is writable: a slow reader holds back
+    /// the rest (as views of the payload, not frames), and the write completes with the last
+    /// chunk. What was written meanwhile follows the run, in order.
+    func testChunksArePacedByWritability() throws {
+        /// Models a peer's receive window of one frame: every write makes the channel unwritable.
+        final class OneFrameWindow: ChannelOutboundHandler {
+            typealias OutboundIn = ByteBuffer
+            func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+                (context.channel as? EmbeddedChannel)?.isWritable = false
+                context.write(data, promise: promise)
+            }
+        }
+        let tensors = bigTensors()
+        let sender = EmbeddedChannel()
+        try sender.pipeline.syncOperations.addHandler(OneFrameWindow())
+        try sender.pipeline.syncOperations.addFrameCodec()
+        try sender.pipeline.syncOperations.addHandler(PayloadChunkingHandler(chunker: PayloadChunker(chunkSize: 1 << 20)))
+        let fit = Envelope(.fitRequest(.with { $0.round = 3; $0.parameters = Fedkit_V1_Payload(tensors) }))
+        let heartbeat = Envelope(.heartbeat(.with { $0.unixMillis = 1 }))
+        let done = sender.eventLoop.makePromise(of: Void.self)
+        var completed = false
+        done.futureResult.whenSuccess { completed = true }
+        sender.write(fit, promise: done)
+        sender.writeAndFlush(heartbeat, promise: nil)
+        var frames = try drainOutbound(sender)
+        XCTAssertEqual(frames.count, 1, "only the first chunk may go out before the peer reads")
+        XCTAssertFalse(completed)
+
+        // Each time the peer drains, exactly one more frame is written; flushing alone writes nothing.
+        var windows = 0
+        while windows < 100 {
+            sender.flush()
+            XCTAssertEqual(try drainOutbound(sender).count, 0, "a flush wrote into an unwritable channel")
+            sender.isWritable = true
+            sender.pipeline.fireChannelWritabilityChanged()
+            let written = try drainOutbound(sender)
+            if written.isEmpty { break }
+            XCTAssertEqual(written.count, 1, "window \(windows + 1)")
+            frames += written
+            windows += 1
+        }
+        XCTAssertTrue(completed, "the write did not complete")
+        XCTAssertGreaterThan(windows, 10, "a 12 MB model in 1 MiB chunks needs more than 10 windows")
+
+        let receiver = try makeChannel()
+        for frame in frames { try receiver.writeInbound(frame) }
+        var received: [Envelope] = []
+        while let e = try receiver.readInbound(as: Envelope.self) { received.append(e) }
+        XCTAssertEqual(received.map(\.kind), [fit.kind, heartbeat.kind], "order changed")
+        XCTAssertEqual(try received[0].payload?.wireTensors(), tensors)
+    }
+
+    /// A socket can become writable again inside a flush, before the frame being written is
+    /// complete (a handler below flushes part of it, as Transport's TLS slicer does): the next
+    /// chunk must not be written from that callback, or two frames' bytes interleave.
+    func testWritabilityReturningInsideAFlushDoesNotInterleaveFrames() throws {
+        /// Flushes each frame in two halves; the first flush drains the "socket", which turns
+        /// writable and says so at once, from inside the flush.
+        final class HalvingReentrantSocket: ChannelOutboundHandler {
+            typealias OutboundIn = ByteBuffer
+            typealias OutboundOut = ByteBuffer
+            func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+                var frame = Self.unwrapOutboundIn(data)
+                let channel = context.channel as! EmbeddedChannel
+                channel.isWritable = false
+                if frame.readableBytes > 1, let first = frame.readSlice(length: frame.readableBytes / 2) {
+                    context.write(Self.wrapOutboundOut(first), promise: nil)
+                    context.flush()
+                    channel.isWritable = true
+                    context.pipeline.fireChannelWritabilityChanged()
+                    channel.isWritable = false
+                }
+                context.write(Self.wrapOutboundOut(frame), promise: promise)
+            }
+        }
+        let tensors = bigTensors()
+        let sender = EmbeddedChannel()
+        try sender.pipeline.syncOperations.addHandler(HalvingReentrantSocket())
+        try sender.pipeline.syncOperations.addFrameCodec()
+        try sender.pipeline.syncOperations.addHandler(PayloadChunkingHandler(chunker: PayloadChunker(chunkSize: 1 << 20)))
+        let fit = Envelope(.fitRequest(.with { $0.round = 9; $0.parameters = Fedkit_V1_Payload(tensors) }))
+        sender.writeAndFlush(fit, promise: nil)
+        var bytes: [ByteBuffer] = []
+        for _ in 0..<100 {
+            bytes += try drainOutbound(sender)
+            sender.isWritable = true
+            sender.pipeline.fireChannelWritabilityChanged()
+        }
+        bytes += try drainOutbound(sender)
+
+        let receiver = try makeChannel()
+        for piece in bytes { try receiver.writeInbound(piece) }
+        let received = try XCTUnwrap(try receiver.readInbound(as: Envelope.self), "the model did not arrive")
+        XCTAssertEqual(try received.payload?.wireTensors(), tensors)
+    }
+
+    /// Envelopes still waiting for writability when the connection closes fail their writes.
+    func testPendingChunksFailWhenTheChannelCloses() throws {
+        let sender = try makeChannel(chunker: PayloadChunker(chunkSize: 1 << 20))
+        sender.isWritable = false
+        let fit = Envelope(.fitRequest(.with { $0.parameters = Fedkit_V1_Payload(bigTensors()) }))
+        let done = sender.eventLoop.makePromise(of: Void.self)
+        var failure: (any Error)?
+        done.futureResult.whenFailure { failure = $0 }
+        sender.writeAndFlush(fit, promise: done)
+        _ = try? sender.finish()
+        XCTAssertNotNil(failure, "a write that never went out must fail, not hang")
+    }
 }
