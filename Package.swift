@@ -76,7 +76,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "fed-client", dependencies: [
-            "FedKitCLI", "Federated", "Transport", "Wire",
+            "FedKitCLI", "Federated", "Tensor", "Transport", "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -51,6 +51,7 @@ public final class FederationServer: Sendable {
             capabilities: configuration.capabilities, heartbeatInterval: configuration.heartbeatInterval,
             readTimeout: configuration.readTimeout, logger: configuration.logger)
         let onEstablished: @Sendable (PeerConnection) -> Void = { continuation.yield($0) }
+        let permits = configuration.maximumConcurrentReceives.map { ReceivePermits(limit: max(1, $0)) }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -70,7 +71,8 @@ public final class FederationServer: Sendable {
                     try FedPipeline.addCommonHandlers(
                         to: sync, maximumFrameSize: configuration.maximumFrameSize,
                         maximumPayloadSize: configuration.maximumPayloadSize, chunkSize: configuration.chunkSize,
-                        readTimeout: configuration.readTimeout, heartbeatInterval: configuration.heartbeatInterval)
+                        readTimeout: configuration.readTimeout, heartbeatInterval: configuration.heartbeatInterval,
+                        receivePermits: permits)
                     try sync.addHandler(ServerSessionHandler(settings: settings, onEstablished: onEstablished))
                 }
             }

@@ -8,7 +8,8 @@ import Wire
 enum FedPipeline {
     static func addCommonHandlers(to pipeline: ChannelPipeline.SynchronousOperations,
                                   maximumFrameSize: Int, maximumPayloadSize: Int, chunkSize: Int,
-                                  readTimeout: TimeAmount, heartbeatInterval: TimeAmount) throws {
+                                  readTimeout: TimeAmount, heartbeatInterval: TimeAmount,
+                                  receivePermits: ReceivePermits? = nil) throws {
         try pipeline.addHandler(TLSWriteSlicer())
         try pipeline.addHandler(PeerIdentityHandler())
         try pipeline.addHandler(IdleStateHandler(readTimeout: readTimeout, writeTimeout: heartbeatInterval))
@@ -17,6 +18,7 @@ enum FedPipeline {
         let chunk = min(chunkSize, max(1, maximumFrameSize - 64))
         try pipeline.addHandler(PayloadChunkingHandler(
             chunker: PayloadChunker(chunkSize: chunk, inlineLimit: min(PayloadChunker.defaultInlineLimit, chunk)),
-            assembler: PayloadAssembler(maximumPayloadSize: maximumPayloadSize)))
+            assembler: PayloadAssembler(maximumPayloadSize: maximumPayloadSize),
+            permits: receivePermits))
     }
 }

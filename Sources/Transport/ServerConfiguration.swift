@@ -19,6 +19,12 @@ public struct ServerConfiguration: Sendable {
     public var maximumPayloadSize: Int
     /// Bytes per chunk for payloads sent to clients.
     public var chunkSize: Int
+    /// Chunked payloads (clients' updates) reassembled at once across all connections; `nil`
+    /// for no bound. Each costs its full size until complete; a connection whose next payload
+    /// finds the bound reached stops reading until another completes. Bounds the server's
+    /// memory when many clients answer at once, at the price of serializing their uploads
+    /// (a client that uploads slowly keeps others waiting).
+    public var maximumConcurrentReceives: Int? = nil
     /// A connection from which nothing is read for this long is closed (covers silent peers,
     /// stalled handshakes and truncated frames).
     public var readTimeout: TimeAmount

@@ -11,7 +11,9 @@ import NIOCore
 /// run, in order. Inbound, each `Envelope` goes through a `PayloadAssembler`;
 /// chunks are absorbed and a payload-carrying envelope is passed on only once its payload is
 /// complete and verified. A `WireError` from the assembler is fired through `errorCaught`, so
-/// the session handler can answer and close.
+/// the session handler can answer and close. With `ReceivePermits`, a chunked payload is
+/// reassembled only while this connection holds a permit: one that finds none free stops
+/// reading until it gets one (and is not idle meanwhile: its read-idle events are held back).
 public final class PayloadChunkingHandler: ChannelDuplexHandler {
     public typealias InboundIn = Envelope
     public typealias InboundOut = Envelope
@@ -29,13 +31,24 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
     /// a write from there would interleave two frames' bytes. The loop already writing goes on.
     private var writing = false
 
+    /// Bound on payloads reassembled at once, shared with other connections; nil for none.
+    private let permits: ReceivePermits?
+    private var holdsPermit = false
+    /// Set while waiting for a permit; reading is paused and what arrives is parked.
+    private var ticket: UInt64?
+    private var parked = CircularBuffer<Envelope>()
+    private var closed = false
+
     /// Creates the handler.
     /// - Parameters:
     ///   - chunker: Splits outbound payloads.
     ///   - assembler: Reassembles and validates inbound payloads.
-    public init(chunker: PayloadChunker = PayloadChunker(), assembler: PayloadAssembler = PayloadAssembler()) {
+    ///   - permits: Shared bound on payloads reassembled at once; nil for no bound.
+    public init(chunker: PayloadChunker = PayloadChunker(), assembler: PayloadAssembler = PayloadAssembler(),
+                permits: ReceivePermits? = nil) {
         self.chunker = chunker
         self.assembler = assembler
+        self.permits = permits
     }
 
     /// Checksum of the chunked payloads this handler sends; set it to `.crc32c` only once the
@@ -47,14 +60,73 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
-        do {
-            if let envelope = try assembler.receive(Self.unwrapInboundIn(data)) {
-                context.fireChannelRead(Self.wrapInboundOut(envelope))
+        let envelope = Self.unwrapInboundIn(data)
+        if ticket != nil {
+            parked.append(envelope)
+        } else {
+            receive(envelope, context: context)
+        }
+    }
+
+    /// Passes `envelope` to the assembler, first taking a permit if it starts a chunked
+    /// payload; without one free, parks it (at the front: it is the oldest) and stops reading.
+    private func receive(_ envelope: Envelope, context: ChannelHandlerContext) {
+        if let permits, !holdsPermit, case .chunk(let chunk)? = envelope.body, chunk.index == 0 {
+            let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            if let waiting = permits.acquire(on: context.eventLoop, granted: { handler.value.0.granted(context: handler.value.1) }) {
+                ticket = waiting
+                parked.prepend(envelope)
+                context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+                return
             }
+            holdsPermit = true
+        }
+        do {
+            let complete = try assembler.receive(envelope)
+            if holdsPermit && !assembler.hasOpenTransfer { releasePermit() }
+            if let complete { context.fireChannelRead(Self.wrapInboundOut(complete)) }
         } catch {
             failed = true  // the connection is unusable: ignore whatever follows
+            releasePermit()
+            parked.removeAll()
             context.fireErrorCaught(error)
         }
+    }
+
+    /// A permit was handed over: replay what was parked, then read again.
+    private func granted(context: ChannelHandlerContext) {
+        guard !closed, ticket != nil else {
+            permits?.release()  // the connection went away while the permit was on its way
+            return
+        }
+        ticket = nil
+        holdsPermit = true
+        while ticket == nil, !failed, let next = parked.popFirst() { receive(next, context: context) }
+        if ticket == nil && !closed {
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            context.read()
+        }
+    }
+
+    private func releasePermit() {
+        guard holdsPermit else { return }
+        holdsPermit = false
+        permits?.release()
+    }
+
+    /// Gives back the permit held or waited for; the connection is gone.
+    private func leave() {
+        guard !closed else { return }
+        closed = true
+        releasePermit()
+        if let waiting = ticket, let permits, permits.cancel(waiting) { ticket = nil }
+        parked.removeAll()
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Paused by us, the connection reads nothing on purpose: that is not the peer idling.
+        if ticket != nil, let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read { return }
+        context.fireUserInboundEventTriggered(event)
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -89,10 +161,12 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
+        leave()
         failPending(ChannelError.ioOnClosedChannel)
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        leave()
         failPending(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }

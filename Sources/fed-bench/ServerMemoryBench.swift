@@ -39,6 +39,9 @@ struct ServerMemoryBench: AsyncParsableCommand {
     @Option(help: "Requests sent and not yet answered at once (the coordinator's --max-in-flight).")
     var maxInFlight = 4
 
+    @Option(help: "Updates reassembled at once by the server (fed-server's --max-concurrent-receives); 0: no bound.")
+    var maxConcurrentReceives = 0
+
     @Option(help: "Bytes per chunk of a chunked payload, both directions.")
     var chunkSize = PayloadChunker.defaultChunkSize
 
@@ -53,6 +56,7 @@ struct ServerMemoryBench: AsyncParsableCommand {
         guard rounds >= 1 else { throw ValidationError("--rounds (\(rounds)) must be at least 1") }
         guard maxConcurrentSends >= 1 else { throw ValidationError("--max-concurrent-sends (\(maxConcurrentSends)) must be at least 1") }
         guard maxInFlight >= 1 else { throw ValidationError("--max-in-flight (\(maxInFlight)) must be at least 1") }
+        guard maxConcurrentReceives >= 0 else { throw ValidationError("--max-concurrent-receives (\(maxConcurrentReceives)) must be 0 (no bound) or more") }
         guard chunkSize >= 1 else { throw ValidationError("--chunk-size (\(chunkSize)) must be at least 1") }
     }
 
@@ -81,6 +85,7 @@ struct ServerMemoryBench: AsyncParsableCommand {
             allowedClients: Set(names))
         configuration.logger = quiet
         configuration.chunkSize = chunkSize
+        if maxConcurrentReceives > 0 { configuration.maximumConcurrentReceives = maxConcurrentReceives }
         let server = try await FederationServer.start(host: "127.0.0.1", port: 0, configuration: configuration)
 
         let tensors = WireBench.digitModel()
@@ -154,10 +159,11 @@ struct ServerMemoryBench: AsyncParsableCommand {
 
         if json {
             func f(_ x: Double) -> String { String(format: "%.1f", x) }
-            print(#"{"bench":"server_memory","clients":\#(clients),"rounds":\#(rounds),"max_concurrent_sends":\#(maxConcurrentSends),"max_in_flight":\#(maxInFlight),"model_mb":\#(f(modelMB)),"connected_rss_mb":\#(f(connectedMB)),"peak_rss_mb":\#(f(peakMB)),"peak_over_model":\#(String(format: "%.2f", peakMB / modelMB)),"after_rss_mb":\#(f(afterMB)),"after_trim_rss_mb":\#(f(trimmedMB)),"clients_process_peak_rss_mb":\#(f(clientsPeakMB)),"seconds":\#(f(seconds))}"#)
+            print(#"{"bench":"server_memory","clients":\#(clients),"rounds":\#(rounds),"max_concurrent_sends":\#(maxConcurrentSends),"max_in_flight":\#(maxInFlight),"max_concurrent_receives":\#(maxConcurrentReceives),"model_mb":\#(f(modelMB)),"connected_rss_mb":\#(f(connectedMB)),"peak_rss_mb":\#(f(peakMB)),"peak_over_model":\#(String(format: "%.2f", peakMB / modelMB)),"after_rss_mb":\#(f(afterMB)),"after_trim_rss_mb":\#(f(trimmedMB)),"clients_process_peak_rss_mb":\#(f(clientsPeakMB)),"seconds":\#(f(seconds))}"#)
         } else {
-            print(String(format: "%d clients, %d round(s), payload %.1f MB, %d concurrent sends, %d in flight, %.1f s",
-                         clients, rounds, modelMB, maxConcurrentSends, maxInFlight, seconds))
+            print(String(format: "%d clients, %d round(s), payload %.1f MB, %d concurrent sends, %d in flight, %@ concurrent receives, %.1f s",
+                         clients, rounds, modelMB, maxConcurrentSends, maxInFlight,
+                         (maxConcurrentReceives > 0 ? String(maxConcurrentReceives) : "unbounded") as NSString, seconds))
             print(String(format: "server RSS: %.0f MB connected, peak %.0f MB (%.2f x payload), %.0f MB after the rounds, %.0f MB after malloc_trim",
                          connectedMB, peakMB, peakMB / modelMB, afterMB, trimmedMB))
             print(String(format: "client process peak RSS: %.0f MB (not included above)", clientsPeakMB))

@@ -4,6 +4,7 @@ import Federated
 import Foundation
 import Logging
 import NIOCore
+import Tensor
 import Transport
 import Wire
 
@@ -54,7 +55,7 @@ struct FedClient: AsyncParsableCommand {
 
         let clientConfig = try connectionConfiguration(runtime, credentials: credentials, file: file, logger: logger)
         let dialer = ReconnectingDialer(host: host, port: port, configuration: clientConfig, maximumAttempts: try file.resolve(maxAttempts, "max-attempts"))
-        logger.info("\(data.domain): \(data.trainIndices.count) training and \(data.test.count) test examples; connecting to \(address)")
+        logger.info("\(data.domain): \(data.trainIndices.count) training and \(data.test.count) test examples; OpenBLAS \(BLAS.coreName) kernels, \(BLAS.threads) thread(s); connecting to \(address)")
         while true {
             let connection = try await dialer.connect()
             logger.info("connected to \(address)")

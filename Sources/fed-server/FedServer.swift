@@ -24,6 +24,7 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Clients needed to start a round and to aggregate it.") var minFitClients: Int?
     @Option(help: "Clients that must be connected before the first round (default: --min-fit-clients).") var minClients: Int?
     @Option(help: "Requests outstanding at once (sent, not yet answered); default: every sampled client at once. Bounds memory when processes host many clients.") var maxInFlight: Int?
+    @Option(help: "Client updates received at once; others wait, unread, until one completes (default: no bound). Each update being received costs one model of memory.") var maxConcurrentReceives: Int?
     @Option(help: "Seconds a round waits for results before closing with those it has.") var roundTimeout: Double?
     @Option(help: "Seconds to wait for --min-fit-clients clients to connect.") var connectTimeout: Double?
     @Option(help: "Evaluate every N rounds (the last round always).") var evaluateEvery: Int?
@@ -73,6 +74,10 @@ struct FedServer: AsyncParsableCommand {
             serverConfig.allowedClients = Set(names.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         }
         serverConfig.logger = logger
+        if let receives = try file.resolve(maxConcurrentReceives, "max-concurrent-receives") {
+            guard receives >= 1 else { throw ValidationError("--max-concurrent-receives (\(receives)) must be at least 1") }
+            serverConfig.maximumConcurrentReceives = receives
+        }
         // Chunked models carry a CRC-32C (TLS already authenticates every byte; the checksum
         // guards reassembly), which keeps encoding and decoding above 1 GB/s.
         serverConfig.capabilities.append(WireProtocol.crc32cCapability)
