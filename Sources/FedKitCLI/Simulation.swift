@@ -25,6 +25,8 @@ public struct SimulationPlan: Sendable {
     public var threadsPerProcess: Int = 1
     /// Logical clients hosted by one fed-client process (1: a process per client).
     public var clientsPerProcess: Int = 1
+    /// The server's bound on updates received at once (`--max-concurrent-receives`); nil for none.
+    public var maxConcurrentReceives: Int?
 
     public init(strategy: StrategyKind, model: ModelSpec, rounds: Int, training: TrainingSettings, domains: [String]) {
         self.strategy = strategy; self.model = model; self.rounds = rounds; self.training = training; self.domains = domains
@@ -188,6 +190,7 @@ public final class Simulator: @unchecked Sendable {
             // A hosting process buffers every request it has received; one outstanding request per process bounds that.
             serverArgs += ["--max-in-flight", String((clients.count + plan.clientsPerProcess - 1) / plan.clientsPerProcess)]
         }
+        if let receives = plan.maxConcurrentReceives { serverArgs += ["--max-concurrent-receives", String(receives)] }
         if t.agcLambda > 0 { serverArgs += ["--agc-lambda", String(t.agcLambda)] }
         if t.proximalMu > 0 { serverArgs += ["--fedprox-mu", String(t.proximalMu)] }
         let out = Pipe()

@@ -51,12 +51,14 @@ struct SimOptions: ParsableArguments {
     @Option(help: "BLAS threads per child process.") var threads: Int = 1
     @Option(help: "Logical clients per fed-client process (one model in memory at a time per process); for many clients, e.g. --partition domain:20 --clients-per-process 10.") var clientsPerProcess: Int = 1
     @Option(help: "Seconds a round waits for its clients.") var roundTimeout: Double = 600
+    @Option(help: "Client updates the server receives at once (fed-server --max-concurrent-receives); default: no bound.") var maxConcurrentReceives: Int?
 
     func validate() throws {
         if let r = rounds, r < 1 { throw ValidationError("--rounds (\(r)) must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch (\(batch)) must be at least 1") }
         guard dataFraction > 0 && dataFraction <= 1 else { throw ValidationError("--data-fraction (\(dataFraction)) must be in (0, 1]") }
         guard threads >= 1 else { throw ValidationError("--threads (\(threads)) must be at least 1") }
+        if let r = maxConcurrentReceives, r < 1 { throw ValidationError("--max-concurrent-receives (\(r)) must be at least 1") }
         guard clientsPerProcess >= 1 else { throw ValidationError("--clients-per-process (\(clientsPerProcess)) must be at least 1") }
         _ = try clientsPerDomain()
     }
@@ -103,6 +105,7 @@ struct SimOptions: ParsableArguments {
         p.threadsPerProcess = threads
         p.clientsPerProcess = clientsPerProcess
         p.roundTimeout = roundTimeout
+        p.maxConcurrentReceives = maxConcurrentReceives
         return p
     }
 
