@@ -210,19 +210,13 @@ public actor Coordinator {
                 return
             }
             expecting.remove(name)
-            let claimed = Int(clamping: r.numExamples)
-            let bound = min(configuration.maxExamplesPerClient, c.declaredExamples > 0 ? c.declaredExamples : Int.max)
-            guard claimed >= 1, claimed <= bound else {
-                refuse(name, "claims \(r.numExamples) training examples; allowed 1...\(bound) (declared \(c.declaredExamples) in its Hello, cap \(configuration.maxExamplesPerClient))")
-                return
-            }
-            do {
-                let tensors = try r.parameters.wireTensors()
-                try aggregator?.add(tensors, weight: Double(claimed), client: name, round: r.round)
-                bytesIn += tensors.reduce(0) { $0 + $1.bytes.count }
+            guard let aggregator else { return }
+            switch Self.fold(r, from: name, declaredExamples: c.declaredExamples, cap: configuration.maxExamplesPerClient, into: aggregator) {
+            case .refused(let reason):
+                refuse(name, reason)
+            case .accepted(let claimed, let bytes):
+                bytesIn += bytes
                 fits.append(ClientFit(client: name, examples: claimed, trainLoss: r.trainLoss, trainAccuracy: r.trainAccuracy))
-            } catch {
-                refuse(name, "\(error)")
             }
         case .evaluateResult(let r):
             guard phase == .evaluate, r.round == phaseRound, expecting.contains(name) else {
@@ -242,6 +236,36 @@ public actor Coordinator {
             expecting.remove(name)
         default:
             refuse(name, "unexpected \(envelope.kind) message")
+        }
+    }
+
+    /// What became of one client's `FitResult`.
+    enum Fold: Equatable {
+        /// Folded into the running sum with weight `examples`; `bytes` of tensor data.
+        case accepted(examples: Int, bytes: Int)
+        /// Not folded in (the sum is untouched), for `reason`.
+        case refused(reason: String)
+    }
+
+    /// The checks of one client's update, in order, and its folding into `aggregator`: the
+    /// example-count bound (see README: weighting policy), tensor decoding, and whole-update
+    /// validation. Pure apart from `aggregator`, so the fuzz tests drive exactly this chain.
+    /// - Parameters:
+    ///   - declaredExamples: the training examples the client declared in its Hello (0: none).
+    ///   - cap: `maxExamplesPerClient`.
+    static func fold(_ r: Fedkit_V1_FitResult, from name: String, declaredExamples: Int, cap: Int,
+                     into aggregator: WeightedAverage) -> Fold {
+        let claimed = Int(clamping: r.numExamples)
+        let bound = min(cap, declaredExamples > 0 ? declaredExamples : Int.max)
+        guard claimed >= 1, claimed <= bound else {
+            return .refused(reason: "claims \(r.numExamples) training examples; allowed 1...\(bound) (declared \(declaredExamples) in its Hello, cap \(cap))")
+        }
+        do {
+            let tensors = try r.parameters.wireTensors()
+            try aggregator.add(tensors, weight: Double(claimed), client: name, round: r.round)
+            return .accepted(examples: claimed, bytes: tensors.reduce(0) { $0 + $1.bytes.count })
+        } catch {
+            return .refused(reason: "\(error)")
         }
     }
 
