@@ -175,11 +175,18 @@ public final class ClientRuntime: @unchecked Sendable {
     }
 
     /// Loads the sent tensors, trains, saves local state and builds the FitResult.
+    ///
+    /// A request that is refused (undecodable tensors, wrong names or shapes, non-finite
+    /// values, a training config out of range) throws before the model is touched. When local
+    /// training fails (it diverged), the client answers with an `Error` and its model is put
+    /// back as it was before the request: the failed steps, BatchNorm running statistics
+    /// included, are not kept.
     func fit(_ request: Fedkit_V1_FitRequest) throws -> Envelope {
         let tensors = try request.parameters.wireTensors()
         let names = Set(tensors.map(\.name))
         let settings = try TrainingSettings(request.config)
         return try withLearner { learner in
+            let before = learner.model.snapshot()
             try learner.model.load(tensors, allowed: { _ in true }, requireAll: false, peer: "server", round: request.round)
             do {
                 let summary = try learner.fit(settings: settings, round: request.round)
@@ -196,7 +203,9 @@ public final class ClientRuntime: @unchecked Sendable {
                 result.wallTimeSeconds = summary.seconds
                 return Envelope(.fitResult(result))
             } catch let error as NNError {
-                // Training diverged or cannot run: tell the server instead of sending garbage.
+                // Training diverged or cannot run: tell the server instead of sending garbage,
+                // and keep none of it (a diverged forward pass has already moved the running statistics).
+                try learner.model.load(before)
                 logger.error("round \(request.round): local training failed: \(error)")
                 var e = Fedkit_V1_Error()
                 e.code = .internal
@@ -210,7 +219,16 @@ public final class ClientRuntime: @unchecked Sendable {
         let tensors = try request.parameters.wireTensors()
         return try withLearner { learner in
             try learner.model.load(tensors, allowed: { _ in true }, requireAll: false, peer: "server", round: request.round)
-            let s = try learner.evaluate()
+            let s: EvaluationSummary
+            do {
+                s = try learner.evaluate()
+            } catch let error as NNError {
+                logger.error("round \(request.round): evaluation failed: \(error)")
+                var e = Fedkit_V1_Error()
+                e.code = .internal
+                e.message = "client \(name) round \(request.round): evaluation failed: \(error)"
+                return Envelope(.error(e))
+            }
             logger.info("round \(request.round): test accuracy \(s.accuracy) on \(s.examples) examples")
             var result = Fedkit_V1_EvaluateResult()
             result.round = request.round

@@ -30,6 +30,9 @@ public struct CoordinatorConfiguration: Sendable {
     public var stateDirectory: String?
     /// Attempts of a round that misses its quorum before the run fails.
     public var maxRoundAttempts: Int = 3
+    /// Seconds to wait after a round attempt that missed its quorum, times the attempt number,
+    /// before the next attempt; nil: a tenth of `roundTimeout`, at most 5 s.
+    public var roundRetryBackoff: Double?
     /// Largest number of examples one client's update may claim (see README: weighting policy).
     public var maxExamplesPerClient: Int = 1_000_000
     /// Refused messages after which a client is disconnected.
@@ -56,6 +59,8 @@ public struct CoordinatorConfiguration: Sendable {
         guard minFitClients >= 1 else { throw bad("--min-fit-clients (\(minFitClients)) must be at least 1") }
         if let m = minClients, m < minFitClients { throw bad("--min-clients (\(m)) is below --min-fit-clients (\(minFitClients))") }
         guard roundTimeout > 0 else { throw bad("--round-timeout (\(roundTimeout)) must be positive") }
+        guard maxRoundAttempts >= 1 else { throw bad("maxRoundAttempts (\(maxRoundAttempts)) must be at least 1") }
+        if let b = roundRetryBackoff, !(b.isFinite && b >= 0) { throw bad("roundRetryBackoff (\(b)) must be a non-negative number of seconds") }
         guard evaluateEvery >= 1 else { throw bad("--evaluate-every (\(evaluateEvery)) must be at least 1") }
         guard training.epochs >= 1 else { throw bad("--epochs (\(training.epochs)) must be at least 1") }
         guard training.batchSize >= 1 else { throw bad("--batch-size (\(training.batchSize)) must be at least 1") }
@@ -155,6 +160,8 @@ public actor Coordinator {
         let name = connection.peerName
         if let old = clients[name] {
             logger.info("client \"\(name)\" reconnected; closing its previous connection")
+            // The new session was never sent the request in flight: do not wait for its answer.
+            if expecting.remove(name) != nil { lost.insert(name) }
             Task { await old.connection.close() }
         }
         let summary = connection.hello.dataset
@@ -210,19 +217,13 @@ public actor Coordinator {
                 return
             }
             expecting.remove(name)
-            let claimed = Int(clamping: r.numExamples)
-            let bound = min(configuration.maxExamplesPerClient, c.declaredExamples > 0 ? c.declaredExamples : Int.max)
-            guard claimed >= 1, claimed <= bound else {
-                refuse(name, "claims \(r.numExamples) training examples; allowed 1...\(bound) (declared \(c.declaredExamples) in its Hello, cap \(configuration.maxExamplesPerClient))")
-                return
-            }
-            do {
-                let tensors = try r.parameters.wireTensors()
-                try aggregator?.add(tensors, weight: Double(claimed), client: name, round: r.round)
-                bytesIn += tensors.reduce(0) { $0 + $1.bytes.count }
+            guard let aggregator else { return }
+            switch Self.fold(r, from: name, declaredExamples: c.declaredExamples, cap: configuration.maxExamplesPerClient, into: aggregator) {
+            case .refused(let reason):
+                refuse(name, reason)
+            case .accepted(let claimed, let bytes):
+                bytesIn += bytes
                 fits.append(ClientFit(client: name, examples: claimed, trainLoss: r.trainLoss, trainAccuracy: r.trainAccuracy))
-            } catch {
-                refuse(name, "\(error)")
             }
         case .evaluateResult(let r):
             guard phase == .evaluate, r.round == phaseRound, expecting.contains(name) else {
@@ -242,6 +243,36 @@ public actor Coordinator {
             expecting.remove(name)
         default:
             refuse(name, "unexpected \(envelope.kind) message")
+        }
+    }
+
+    /// What became of one client's `FitResult`.
+    enum Fold: Equatable {
+        /// Folded into the running sum with weight `examples`; `bytes` of tensor data.
+        case accepted(examples: Int, bytes: Int)
+        /// Not folded in (the sum is untouched), for `reason`.
+        case refused(reason: String)
+    }
+
+    /// The checks of one client's update, in order, and its folding into `aggregator`: the
+    /// example-count bound (see README: weighting policy), tensor decoding, and whole-update
+    /// validation. Pure apart from `aggregator`, so the fuzz tests drive exactly this chain.
+    /// - Parameters:
+    ///   - declaredExamples: the training examples the client declared in its Hello (0: none).
+    ///   - cap: `maxExamplesPerClient`.
+    static func fold(_ r: Fedkit_V1_FitResult, from name: String, declaredExamples: Int, cap: Int,
+                     into aggregator: WeightedAverage) -> Fold {
+        let claimed = Int(clamping: r.numExamples)
+        let bound = min(cap, declaredExamples > 0 ? declaredExamples : Int.max)
+        guard claimed >= 1, claimed <= bound else {
+            return .refused(reason: "claims \(r.numExamples) training examples; allowed 1...\(bound) (declared \(declaredExamples) in its Hello, cap \(cap))")
+        }
+        do {
+            let tensors = try r.parameters.wireTensors()
+            try aggregator.add(tensors, weight: Double(claimed), client: name, round: r.round)
+            return .accepted(examples: claimed, bytes: tensors.reduce(0) { $0 + $1.bytes.count })
+        } catch {
+            return .refused(reason: "\(error)")
         }
     }
 
@@ -343,7 +374,8 @@ public actor Coordinator {
             phase = .fit; phaseRound = round
             expecting = Set(selected); lost = []; fits = []; refused = []; bytesIn = 0
             aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) })
-            let deadline = fitStart + .seconds(configuration.roundTimeout * Double(attempts))
+            // Each attempt has the whole round timeout, however long the back-offs before it were.
+            let deadline = ContinuousClock.now + .seconds(configuration.roundTimeout)
             try await dispatch(Envelope(.fitRequest(request)), to: selected, until: deadline)
             try await waitForAnswers(until: deadline)
             // Silent until the deadline, or gone (disconnected, unreachable) during the round.
@@ -357,13 +389,15 @@ public actor Coordinator {
                 try model.load(average, requireAll: false)
                 break
             }
-            logger.warning("round \(round): \(fits.count) update(s), \(configuration.minFitClients) required; retrying")
             guard attempts < configuration.maxRoundAttempts else {
-                throw FederatedError.quorumNotMet(round: round, answered: fits.count, required: configuration.minFitClients)
+                logger.error("round \(round): \(fits.count) update(s), \(configuration.minFitClients) required; no attempt left (\(attempts) made)")
+                throw FederatedError.roundAttemptsExhausted(round: round, attempts: attempts, answered: fits.count, required: configuration.minFitClients)
             }
             // Back off before the next attempt, so clients that are still joining get in and a
             // client that joins and leaves at once cannot use up the attempts in a moment.
-            try await Task.sleep(for: .seconds(min(5.0, configuration.roundTimeout / 10) * Double(attempts)))
+            let backoff = (configuration.roundRetryBackoff ?? min(5.0, configuration.roundTimeout / 10)) * Double(attempts)
+            logger.warning("round \(round): \(fits.count) update(s), \(configuration.minFitClients) required; retrying (attempt \(attempts + 1) of \(configuration.maxRoundAttempts)) in \(backoff) s")
+            try await Task.sleep(for: .seconds(backoff))
         }
         aggregator = nil
         let fitSeconds = (ContinuousClock.now - fitStart).seconds

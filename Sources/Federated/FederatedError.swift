@@ -8,8 +8,11 @@ public enum FederatedError: Error, Equatable, CustomStringConvertible {
     case corruptFile(path: String, reason: String)
     /// A configuration that cannot run, with the values that conflict.
     case invalidConfiguration(String)
-    /// Fewer clients answered than the round needs.
+    /// Fewer clients connected in time than the round needs.
     case quorumNotMet(round: UInt64, answered: Int, required: Int)
+    /// Every one of `attempts` attempts of a round had fewer updates than required
+    /// (`answered` in the last one).
+    case roundAttemptsExhausted(round: UInt64, attempts: Int, answered: Int, required: Int)
 
     public var description: String {
         switch self {
@@ -23,6 +26,8 @@ public enum FederatedError: Error, Equatable, CustomStringConvertible {
             return message
         case let .quorumNotMet(round, answered, required):
             return "round \(round): \(answered) client(s) answered, \(required) required"
+        case let .roundAttemptsExhausted(round, attempts, answered, required):
+            return "round \(round) missed its quorum in all \(attempts) attempts: \(answered) update(s) in the last, \(required) required (raise --round-timeout or lower --min-fit-clients)"
         }
     }
 }

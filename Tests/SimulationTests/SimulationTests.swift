@@ -167,4 +167,48 @@ final class SimulationTests: XCTestCase {
         let metrics = try String(contentsOfFile: "\(out)/fedbn/server/metrics.jsonl", encoding: .utf8)
         XCTAssertTrue(metrics.contains("\"svhn-1\""), "svhn-1 did not take part")
     }
+
+    /// 100 clients, each its own `fed-client` process, through three rounds of a tiny model:
+    /// every round hears from all 100, and the run ends cleanly. Prints the wall time and the
+    /// peak memory of all processes together (for docs/faults.md).
+    func testAHundredClientProcessesAnswerEveryRound() throws {
+        let sim = try executable("fed-sim")
+        let out = temporaryDirectory("hundred")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let rounds = 3
+        let started = Date()
+        let p = try run(sim, ["run", "--strategy", "fedbn", "--partition", "domain:20", "--clients-per-process", "1",
+                              "--rounds", String(rounds), "--widths", "4,4,8,16,8", "--train-count", "400", "--data-fraction", "1",
+                              "--test-count", "40", "--batch", "8", "--round-timeout", "120", "--out", out], log: out + ".log")
+        let deadline = Date().addingTimeInterval(300)
+        while p.isRunning && Date() < deadline { usleep(200_000) }
+        if p.isRunning {
+            kill(p.processIdentifier, SIGINT)
+            p.waitUntilExit()
+            XCTFail("fed-sim did not finish in 300 s:\n" + ((try? String(contentsOfFile: out + ".log", encoding: .utf8)) ?? ""))
+            return
+        }
+        let wall = Date().timeIntervalSince(started)
+        let log = (try? String(contentsOfFile: out + ".log", encoding: .utf8)) ?? ""
+        XCTAssertEqual(p.terminationStatus, 0, log)
+
+        let lines = try String(contentsOfFile: "\(out)/fedbn/server/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, rounds, "rounds recorded")
+        for line in lines {
+            let m = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let round = m["round"] as? Int ?? -1
+            XCTAssertEqual((m["selected"] as? [String])?.count, 100, "round \(round): clients sampled")
+            XCTAssertEqual((m["fit"] as? [[String: Any]])?.count, 100, "round \(round): clients that answered")
+            XCTAssertEqual((m["dropped"] as? [String])?.count, 0, "round \(round): \(m["dropped"] ?? [])")
+            XCTAssertEqual((m["evaluation"] as? [[String: Any]])?.count, 100, "round \(round): clients that evaluated")
+        }
+        let fedbn = try XCTUnwrap((try summary(out)["strategies"] as? [String: [String: Any]])?["fedbn"])
+        XCTAssertEqual(fedbn["clients"] as? Int, 100)
+        XCTAssertEqual((fedbn["dropouts"] as? [Any])?.count, 0)
+        XCTAssertTrue(processes(mentioning: out).isEmpty, "children left running: \(processes(mentioning: out))")
+        let timings = (try? String(contentsOfFile: "\(out)/fedbn/server/timings.jsonl", encoding: .utf8)) ?? ""
+        print(String(format: "100 fed-client processes, %d rounds: %.1f s wall (fed-sim's own %.1f s), peak RSS %.0f MB summed over the 101 processes (shared pages of the executables counted in each), %.0f MB for the server",
+                     rounds, wall, fedbn["wall_s"] as? Double ?? 0, fedbn["peak_rss_mb"] as? Double ?? 0, fedbn["server_peak_rss_mb"] as? Double ?? 0))
+        print("per-round timings:\n" + timings)
+    }
 }

@@ -4,53 +4,93 @@ import NIOEmbedded
 import XCTest
 @testable import Wire
 
-/// Feeds thousands of seeded random and mutated frames to the decoder: it must never crash or
-/// hang, must never hold more than one maximum frame, and must only ever produce envelopes or
-/// named `WireError`s.
+/// Feeds seeded random and mutated frames to the decoder for a fixed time
+/// (`FEDKIT_FUZZ_SECONDS`, default 10 s per loop), seeded from every file of the committed
+/// corpus `Tests/FuzzCorpus/frames`: it must never crash or hang, must never hold more than one
+/// maximum frame, and must only ever produce envelopes or named `WireError`s.
 final class FrameDecoderFuzzTests: XCTestCase {
-    private let maximumFrameSize = 64 << 10
+    private let maximumFrameSize = FuzzCorpus.maximumFrameSize
 
-    /// Valid frames of every kind, the seeds of the mutations.
-    private func seedFrames() throws -> [[UInt8]] {
-        let codec = FrameCodec(maximumFrameSize: maximumFrameSize)
-        return try Samples.everyKind().map { Array(try codec.encodeFrame($0).readableBytesView) }
+    private func seeds() throws -> [[UInt8]] {
+        let files = try FuzzCorpus.files(in: "frames")
+        XCTAssertGreaterThanOrEqual(files.count, Samples.everyKind().count, "the frames corpus is missing files")
+        return files.map(\.bytes)
     }
 
-    private func mutate(_ frame: [UInt8], rng: inout SeededGenerator) -> [UInt8] {
-        var bytes = frame
-        switch rng.next() % 6 {
-        case 0:  // flip a few bits anywhere
-            for _ in 0..<(1 + Int(rng.next() % 4)) where !bytes.isEmpty {
-                bytes[Int(rng.next() % UInt64(bytes.count))] ^= UInt8(1 << (rng.next() % 8))
+    /// Rewrites `Tests/FuzzCorpus/frames` when `FEDKIT_WRITE_CORPUS=1`.
+    func testWriteFramesCorpus() throws {
+        try XCTSkipUnless(FuzzCorpus.rewriting, "set FEDKIT_WRITE_CORPUS=1 to rewrite Tests/FuzzCorpus/frames")
+        try FuzzCorpus.write(try FuzzCorpus.frames(), to: "frames")
+    }
+
+    /// Every corpus file, un-mutated, gives the verdict its name states, frame by frame and
+    /// through the channel pipeline.
+    func testEveryCorpusFrameGivesItsVerdict() throws {
+        let codec = FrameCodec(maximumFrameSize: maximumFrameSize)
+        for (name, bytes) in try FuzzCorpus.files(in: "frames") {
+            let parts = name.dropLast(".bin".count).split(separator: "-").map(String.init)
+            var buffer = ByteBuffer(bytes: bytes)
+            var frames = 0
+            var frameError: WireError?
+            do {
+                while let _ = try codec.decodeFrame(from: &buffer) { frames += 1 }
+            } catch let error as WireError { frameError = error }
+
+            let channel = EmbeddedChannel()
+            try channel.pipeline.syncOperations.addFrameCodec(maximumFrameSize: maximumFrameSize)
+            try channel.pipeline.syncOperations.addHandler(PayloadChunkingHandler())
+            var streamError: WireError?
+            do {
+                try channel.writeInbound(ByteBuffer(bytes: bytes))
+                _ = try channel.finish()
+            } catch let error as WireError { streamError = error }
+            var delivered: [Envelope] = []
+            while let e = try? channel.readInbound(as: Envelope.self) { delivered.append(e) }
+
+            switch parts[0] {
+            case "ok":
+                XCTAssertNil(frameError, name); XCTAssertNil(streamError, name)
+                XCTAssertEqual(buffer.readableBytes, 0, "\(name): bytes left after the last frame")
+                XCTAssertGreaterThan(delivered.count, 0, name)
+                if name.contains("chunked") {
+                    XCTAssertEqual(frames, 4, name)
+                    let original = Samples.everyKind().first { if case .fitResult = $0.body { true } else { false } }!
+                    XCTAssertEqual(delivered, [original], "\(name): the reassembled FitResult differs from the one sent")
+                }
+            case "frame":
+                let expected = parts[2]
+                if expected == "truncatedFrame" {
+                    XCTAssertNil(frameError, name)
+                    XCTAssertGreaterThan(buffer.readableBytes, 0, "\(name): the decoder must wait for the rest of the frame")
+                } else {
+                    XCTAssertEqual(frameError.map(FuzzCorpus.caseName), expected, name)
+                }
+                XCTAssertEqual(streamError.map(FuzzCorpus.caseName), expected, name)
+            case "stream":
+                XCTAssertNil(frameError, name)
+                XCTAssertEqual(buffer.readableBytes, 0, name)
+                XCTAssertEqual(streamError.map(FuzzCorpus.caseName), parts[2], name)
+                XCTAssertFalse(delivered.contains { if case .fitResult = $0.body { true } else { false } },
+                               "\(name): a payload that failed reassembly was delivered")
+            default:
+                XCTFail("\(name): the name does not state a verdict (ok-, frame-error-, stream-error-)")
             }
-        case 1:  // overwrite a byte of the body with an extreme value
-            if bytes.count > 4 { bytes[4 + Int(rng.next() % UInt64(bytes.count - 4))] = [0x00, 0xFF, 0x80, 0x7F][Int(rng.next() % 4)] }
-        case 2:  // truncate the body but keep the header
-            bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count + 1))))
-        case 3:  // random garbage of random length behind a truthful header
-            let n = Int(rng.next() % 512)
-            bytes = withUnsafeBytes(of: UInt32(n).bigEndian, Array.init) + (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        case 4:  // random header
-            let length = UInt32(truncatingIfNeeded: rng.next())
-            withUnsafeBytes(of: length.bigEndian) { for i in 0..<4 { bytes[i] = $0[i] } }
-        default:  // insert random bytes into the body
-            let at = 4 + Int(rng.next() % UInt64(max(bytes.count - 3, 1)))
-            bytes.insert(contentsOf: (0..<Int(1 + rng.next() % 8)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, at: min(at, bytes.count))
         }
-        return bytes
     }
 
     func testRandomAndMutatedFramesNeverCrashOrHoldMoreThanOneFrame() throws {
-        let seeds = try seedFrames()
+        let seeds = try seeds()
         let codec = FrameCodec(maximumFrameSize: maximumFrameSize)
         var rng = SeededGenerator(seed: 0xFED_C0DE)
-        var decodedCount = 0, errorCount = 0
-        for iteration in 0..<4000 {
+        var decodedCount = 0, errorCount = 0, iterations = 0
+        let deadline = Date().addingTimeInterval(FuzzCorpus.seconds)
+        while Date() < deadline || iterations < 1000 {
+            iterations += 1
             let input: [UInt8]
-            if iteration % 4 == 0 {
+            if iterations % 4 == 0 {
                 input = (0..<Int(rng.next() % 256)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             } else {
-                input = mutate(seeds[Int(rng.next() % UInt64(seeds.count))], rng: &rng)
+                input = FrameMutator.mutate(seeds[Int(rng.next() % UInt64(seeds.count))], rng: &rng)
             }
             var buffer = ByteBuffer(bytes: input)
             do {
@@ -75,21 +115,25 @@ final class FrameDecoderFuzzTests: XCTestCase {
                 errorCount += 1
             }
         }
-        XCTAssertGreaterThan(decodedCount, 100, "mutations should still leave many decodable frames")
-        XCTAssertGreaterThan(errorCount, 100, "mutations should be rejected often")
+        XCTAssertGreaterThan(decodedCount, iterations / 10, "mutations should still leave many decodable frames")
+        XCTAssertGreaterThan(errorCount, iterations / 10, "mutations should be rejected often")
+        print("frame decoder fuzz: \(iterations) inputs in \(FuzzCorpus.seconds) s from \(seeds.count) corpus files, \(decodedCount) frames decoded, \(errorCount) refused")
     }
 
     func testMutatedStreamsThroughTheChannelEndInEnvelopesOrNamedErrors() throws {
-        let seeds = try seedFrames()
+        let seeds = try seeds()
         var rng = SeededGenerator(seed: 42)
-        for _ in 0..<300 {
+        var iterations = 0, delivered = 0, refused = 0
+        let deadline = Date().addingTimeInterval(FuzzCorpus.seconds)
+        while Date() < deadline || iterations < 100 {
+            iterations += 1
             let channel = EmbeddedChannel()
             try channel.pipeline.syncOperations.addFrameCodec(maximumFrameSize: maximumFrameSize)
             try channel.pipeline.syncOperations.addHandler(PayloadChunkingHandler())
             var stream: [UInt8] = []
             for _ in 0..<(1 + rng.next() % 5) {
                 let seed = seeds[Int(rng.next() % UInt64(seeds.count))]
-                stream += rng.next() % 3 == 0 ? mutate(seed, rng: &rng) : seed
+                stream += rng.next() % 3 == 0 ? FrameMutator.mutate(seed, rng: &rng) : seed
             }
             var failed = false
             var offset = 0
@@ -102,9 +146,21 @@ final class FrameDecoderFuzzTests: XCTestCase {
                 }
                 offset += n
             }
-            while let _ = try channel.readInbound(as: Envelope.self) {}
-            do { _ = try channel.finish() } catch is WireError {}
+            while let e = try channel.readInbound(as: Envelope.self) {
+                delivered += 1
+                // A payload reaches the session handler only reassembled and with well-formed tensors.
+                switch e.payload?.content {
+                case .chunked?: XCTFail("a chunked reference was delivered")
+                case .inline(let set)?: XCTAssertNoThrow(try set.wireTensors())
+                case nil: break
+                }
+            }
+            do { _ = try channel.finish() } catch is WireError { failed = true }
+            if failed { refused += 1 }
         }
+        XCTAssertGreaterThan(delivered, iterations / 4, "the streams should still deliver many envelopes")
+        XCTAssertGreaterThan(refused, iterations / 10)
+        print("channel pipeline fuzz: \(iterations) streams in \(FuzzCorpus.seconds) s, \(delivered) envelopes delivered, \(refused) streams refused with a named error")
     }
 }
 
