@@ -59,26 +59,74 @@ public final class MaxPool2d: Layer {
         return out
     }
 
-    /// The 2×2, stride-2 window of most CNNs, unrolled: the same answer as the general loop
-    /// (first maximum in row-major order; a NaN wins over numbers, the last NaN over earlier ones).
+    /// The 2×2, stride-2 window of most CNNs, vectorized along each output row: the same
+    /// answer as the general loop (first maximum in row-major order; a NaN wins over numbers,
+    /// the last NaN over earlier ones), with selects instead of branches — which of four
+    /// activations is largest is unpredictable, and mispredicted branches cost more than the
+    /// comparisons. A row is covered by blocks of 8 (or 4) outputs, the last block shifted
+    /// back to end at the row's end (overlapping outputs are computed twice, identically);
+    /// rows too short for a block take the scalar path.
     private static func forward2x2(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
                                    _ am: UnsafeMutablePointer<Int32>, planes: Int, h: Int, w: Int, oh: Int, ow: Int) {
-        @inline(__always) func take(_ v: Float, _ i: Int, _ best: inout Float, _ at: inout Int) {
-            if v > best || v.isNaN { best = v; at = i }
+        let lanes8 = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14), lanes4 = SIMD4<Int32>(0, 2, 4, 6)
+        // v != v: v is NaN.
+        @inline(__always) func take(_ v: SIMD8<Float>, _ i: SIMD8<Int32>, _ best: inout SIMD8<Float>, _ at: inout SIMD8<Int32>) {
+            let wins = (v .> best) .| (v .!= v)
+            best.replace(with: v, where: wins)
+            at.replace(with: i, where: wins)
+        }
+        @inline(__always) func take(_ v: SIMD4<Float>, _ i: SIMD4<Int32>, _ best: inout SIMD4<Float>, _ at: inout SIMD4<Int32>) {
+            let wins = (v .> best) .| (v .!= v)
+            best.replace(with: v, where: wins)
+            at.replace(with: i, where: wins)
         }
         for p in 0..<planes {
-            let plane = src + p * h * w
+            let plane = UnsafeRawPointer(src + p * h * w)
             for y in 0..<oh {
                 let r0 = 2 * y * w, r1 = r0 + w
                 let o = (p * oh + y) * ow
-                for x in 0..<ow {
-                    let i = r0 + 2 * x, j = r1 + 2 * x
-                    var best = plane[i], at = i
-                    take(plane[i + 1], i + 1, &best, &at)
-                    take(plane[j], j, &best, &at)
-                    take(plane[j + 1], j + 1, &best, &at)
-                    dst[o + x] = best
-                    am[o + x] = Int32(at)
+                if ow >= 8 {
+                    var x0 = 0
+                    while true {
+                        let x = min(x0, ow - 8)
+                        let top = plane.loadUnaligned(fromByteOffset: (r0 + 2 * x) * 4, as: SIMD16<Float>.self)
+                        let bottom = plane.loadUnaligned(fromByteOffset: (r1 + 2 * x) * 4, as: SIMD16<Float>.self)
+                        let ia = SIMD8<Int32>(repeating: Int32(r0 + 2 * x)) &+ lanes8
+                        var best = top.evenHalf, at = ia
+                        take(top.oddHalf, ia &+ 1, &best, &at)
+                        take(bottom.evenHalf, ia &+ Int32(w), &best, &at)
+                        take(bottom.oddHalf, ia &+ Int32(w + 1), &best, &at)
+                        UnsafeMutableRawPointer(dst + o + x).storeBytes(of: best, as: SIMD8<Float>.self)
+                        UnsafeMutableRawPointer(am + o + x).storeBytes(of: at, as: SIMD8<Int32>.self)
+                        if x == ow - 8 { break }
+                        x0 += 8
+                    }
+                } else if ow >= 4 {
+                    var x0 = 0
+                    while true {
+                        let x = min(x0, ow - 4)
+                        let top = plane.loadUnaligned(fromByteOffset: (r0 + 2 * x) * 4, as: SIMD8<Float>.self)
+                        let bottom = plane.loadUnaligned(fromByteOffset: (r1 + 2 * x) * 4, as: SIMD8<Float>.self)
+                        let ia = SIMD4<Int32>(repeating: Int32(r0 + 2 * x)) &+ lanes4
+                        var best = top.evenHalf, at = ia
+                        take(top.oddHalf, ia &+ 1, &best, &at)
+                        take(bottom.evenHalf, ia &+ Int32(w), &best, &at)
+                        take(bottom.oddHalf, ia &+ Int32(w + 1), &best, &at)
+                        UnsafeMutableRawPointer(dst + o + x).storeBytes(of: best, as: SIMD4<Float>.self)
+                        UnsafeMutableRawPointer(am + o + x).storeBytes(of: at, as: SIMD4<Int32>.self)
+                        if x == ow - 4 { break }
+                        x0 += 4
+                    }
+                } else {
+                    let row = src + p * h * w
+                    for x in 0..<ow {
+                        var best = row[r0 + 2 * x], at = r0 + 2 * x
+                        for i in [r0 + 2 * x + 1, r1 + 2 * x, r1 + 2 * x + 1] where row[i] > best || row[i].isNaN {
+                            best = row[i]; at = i
+                        }
+                        dst[o + x] = best
+                        am[o + x] = Int32(at)
+                    }
                 }
             }
         }
