@@ -58,7 +58,7 @@ final class NetnsPacketDropTests: XCTestCase {
         var metrics: [Round] { lines("\(out)/server/metrics.jsonl", as: Round.self) }
         var timings: [Timing] { lines("\(out)/server/timings.jsonl", as: Timing.self) }
 
-        init(prefix: String, rounds: Int, widths: String, bin: String) throws {
+        init(prefix: String, rounds: Int, widths: String, epochs: Int = 1, bin: String) throws {
             self.prefix = prefix
             self.rounds = rounds
             out = FileManager.default.temporaryDirectory.appendingPathComponent("fedkit-netns-\(prefix)-\(UUID().uuidString)").path
@@ -68,7 +68,7 @@ final class NetnsPacketDropTests: XCTestCase {
                 "--server-arg", "--connect-timeout", "--server-arg", "60",
                 "--server-arg", "--round-timeout", "--server-arg", "\(roundTimeout)",
                 "--server-arg", "--min-fit-clients", "--server-arg", "2",
-                "--server-arg", "--batch-size", "--server-arg", "16",
+                "--server-arg", "--batch-size", "--server-arg", "16", "--server-arg", "--epochs", "--server-arg", "\(epochs)",
                 "--client-arg", "--train-count", "--client-arg", "100", "--client-arg", "--test-count", "--client-arg", "50",
                 "--", "--widths", widths,
             ])
@@ -249,7 +249,10 @@ final class NetnsPacketDropTests: XCTestCase {
     /// reconnects once the link is back and trains again.
     func testACutOffClientThatCannotTakeTheModelDoesNotHoldTheRoundPastItsDeadline() throws {
         let bin = try NetnsLauncher.requireNamespacesAndDaemons(for: "the packet-drop test")
-        let fed = try Federation(prefix: "fkb\(getpid() % 100_000)", rounds: 16, widths: "4,4,16,4096,8", bin: bin)
+        // Four local epochs make each round last about a second, so the rounds after the cut
+        // outlast the client's noticing that its connection is gone (at the first TCP
+        // retransmission once the link is back, seconds later) and its rejoining.
+        let fed = try Federation(prefix: "fkb\(getpid() % 100_000)", rounds: 12, widths: "4,4,16,4096,8", epochs: 4, bin: bin)
         defer { fed.finish(keepingLogs: (testRun?.totalFailureCount ?? 0) > 0) }
         let (victim, others, roundTimeout, rounds) = (Self.victim, Self.others, Self.roundTimeout, fed.rounds)
 
