@@ -53,14 +53,11 @@ public final class PeerConnection: Sendable {
         let channel = self.channel
         let peer = peerName
         let start = ContinuousClock.now
-        let remaining = start.duration(to: deadline)
-        let nanoseconds = max(0, remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000)
+        let remaining = max(.zero, start.duration(to: deadline))
         // Both callbacks run on the channel's event loop; whichever completes `sent` first wins.
         let sent = channel.eventLoop.makePromise(of: Void.self)
-        let overdue = channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
-            let waited = start.duration(to: .now)
-            sent.fail(TransportError.sendDeadlineExceeded(
-                peer: peer, seconds: Double(waited.components.seconds) + Double(waited.components.attoseconds) * 1e-18))
+        let overdue = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(remaining / .nanoseconds(1)))) {
+            sent.fail(TransportError.sendDeadlineExceeded(peer: peer, seconds: start.duration(to: .now) / .seconds(1)))
             channel.close(promise: nil)
         }
         channel.writeAndFlush(envelope).whenComplete { result in
