@@ -287,9 +287,10 @@ public actor Coordinator {
 
     /// Sends a request to every named client, keeping at most `maxInFlight` unanswered
     /// (all at once when unset); clients it cannot reach are dropped from `expecting`.
+    /// Returns by `deadline` whatever the clients do (see `sendAll`).
     func dispatch(_ envelope: Envelope, to names: [String], until deadline: ContinuousClock.Instant) async throws {
         guard let limit = configuration.maxInFlight, limit < names.count else {
-            for failed in await sendAll(envelope, to: names) where expecting.remove(failed) != nil { lost.insert(failed) }
+            for failed in await sendAll(envelope, to: names, before: deadline) where expecting.remove(failed) != nil { lost.insert(failed) }
             return
         }
         var sent: [String] = []
@@ -300,26 +301,60 @@ public actor Coordinator {
             guard ContinuousClock.now < deadline else { return }
             guard expecting.contains(name) else { continue }
             sent.append(name)
-            for failed in await sendAll(envelope, to: [name]) where expecting.remove(failed) != nil { lost.insert(failed) }
+            for failed in await sendAll(envelope, to: [name], before: deadline) where expecting.remove(failed) != nil { lost.insert(failed) }
         }
     }
 
     /// Sends `envelope` to every named client, at most `maxConcurrentSends` at a time: each
     /// send holds a serialized copy of the model until the socket has taken it, so this bounds
     /// the server's memory however many clients there are.
+    ///
+    /// A client that has not taken its request by `deadline` cannot answer in time: its
+    /// connection is closed and it leaves the federation then (it reconnects by itself), so a
+    /// client whose network drops every packet while its connection looks open, or one too slow
+    /// to receive the model, never holds a round past its deadline nor is sampled again on that
+    /// connection. Clients not yet sent to by the deadline are skipped.
     /// - Returns: the clients the envelope could not be sent to.
-    func sendAll(_ envelope: Envelope, to names: [String]) async -> [String] {
+    func sendAll(_ envelope: Envelope, to names: [String], before deadline: ContinuousClock.Instant) async -> [String] {
         let targets = names.compactMap { n in clients[n].map { (n, $0.connection) } }
         let limit = max(1, configuration.maxConcurrentSends)
-        return await withTaskGroup(of: String?.self) { group in
-            var failed: [String] = []
+        enum Outcome: Sendable { case sent, failed(String), overdue(String, PeerConnection) }
+        let outcomes = await withTaskGroup(of: Outcome.self) { group in
+            var outcomes: [Outcome] = []
             for (i, (name, conn)) in targets.enumerated() {
-                if i >= limit, let f = await group.next(), let f { failed.append(f) }
-                group.addTask { (try? await conn.send(envelope)) == nil ? name : nil }
+                if i >= limit, let o = await group.next() { outcomes.append(o) }
+                group.addTask {
+                    guard ContinuousClock.now < deadline else { return .failed(name) }
+                    do {
+                        try await conn.send(envelope, before: deadline)
+                        return .sent
+                    } catch TransportError.sendDeadlineExceeded {
+                        return .overdue(name, conn)
+                    } catch {
+                        return .failed(name)
+                    }
+                }
             }
-            for await f in group { if let f { failed.append(f) } }
-            return failed
+            for await o in group { outcomes.append(o) }
+            return outcomes
         }
+        var failed: [String] = []
+        for outcome in outcomes {
+            switch outcome {
+            case .sent:
+                break
+            case .failed(let name):
+                failed.append(name)
+            case .overdue(let name, let conn):
+                failed.append(name)
+                logger.warning("client \"\(name)\" had not taken its request by the deadline; closed its connection")
+                if let c = clients[name], c.connection === conn {
+                    clients[name] = nil
+                    logger.info("client \"\(name)\" left")
+                }
+            }
+        }
+        return failed
     }
 
     /// Runs the remaining rounds with the clients that `server` admits, then says Goodbye.

@@ -42,6 +42,31 @@ public final class PeerConnection: Sendable {
         try await channel.writeAndFlush(envelope)
     }
 
+    /// Sends one envelope, or gives up on the peer at `deadline`.
+    ///
+    /// A peer that has not taken the whole envelope by then (it stopped reading, or the network
+    /// between us drops its packets while its TCP connection still looks open) is disconnected,
+    /// and this throws at the deadline itself, without waiting for the TLS shutdown or for the
+    /// read timeout to notice the silence.
+    /// - Throws: `TransportError.sendDeadlineExceeded` at the deadline; otherwise as `send(_:)`.
+    public func send(_ envelope: Envelope, before deadline: ContinuousClock.Instant) async throws {
+        let channel = self.channel
+        let peer = peerName
+        let start = ContinuousClock.now
+        let remaining = max(.zero, start.duration(to: deadline))
+        // Both callbacks run on the channel's event loop; whichever completes `sent` first wins.
+        let sent = channel.eventLoop.makePromise(of: Void.self)
+        let overdue = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(remaining / .nanoseconds(1)))) {
+            sent.fail(TransportError.sendDeadlineExceeded(peer: peer, seconds: start.duration(to: .now) / .seconds(1)))
+            channel.close(promise: nil)
+        }
+        channel.writeAndFlush(envelope).whenComplete { result in
+            overdue.cancel()
+            sent.completeWith(result)
+        }
+        try await sent.futureResult.get()
+    }
+
     /// Sends a Goodbye with `reason`, then closes the connection.
     public func goodbye(reason: String) async {
         try? await send(Envelope(.goodbye(.with { $0.reason = reason })))

@@ -1,3 +1,4 @@
+import Foundation
 import Wire
 
 /// Every way a FedKit connection can be refused or end abnormally.
@@ -19,6 +20,9 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
     case outOfOrder(kind: String, state: String)
     /// Nothing was read from the peer for this long.
     case readTimeout(seconds: Double)
+    /// The peer had not taken a whole message by the sender's deadline (it stopped reading, or
+    /// the network drops its packets), so the connection was closed.
+    case sendDeadlineExceeded(peer: String, seconds: Double)
     /// The connection closed before the session was established.
     case closedBeforeEstablished(state: String)
     /// The peer reported a fatal error.
@@ -46,6 +50,8 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
             return "\(kind) is not allowed while \(state)"
         case let .readTimeout(seconds):
             return "nothing received for \(seconds) s: read timeout"
+        case let .sendDeadlineExceeded(peer, seconds):
+            return "peer \"\(peer)\" had not taken the message by its deadline (\(String(format: "%.1f", seconds)) s after it was sent); connection closed"
         case let .closedBeforeEstablished(state):
             return "connection closed while \(state)"
         case let .peerError(code, message):

@@ -8,8 +8,8 @@ import XCTest
 /// port cannot collide with anything on the machine; the namespace vanishes with them.
 final class EntrypointFederationTests: XCTestCase {
     func testEntrypointRunsAFederationFromOneSharedConfig() throws {
-        let cluster = NetnsFederationTests.repository + "/cluster"
-        let bin = NetnsFederationTests.binaries
+        let cluster = NetnsLauncher.repository + "/cluster"
+        let bin = NetnsLauncher.binaries
         let probe = Process()
         probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         probe.arguments = ["unshare", "--net", "true"]

@@ -247,6 +247,46 @@ final class LoopbackIntegrationTests: XCTestCase {
         await client.close()
     }
 
+    /// A peer that stops reading cannot hold a sender past its deadline: `send(_:before:)`
+    /// throws at the deadline (not after the TLS shutdown or the read timeout) and the
+    /// connection is closed. To a peer that reads, the same call delivers.
+    func testASendGivesUpAtItsDeadlineOnAPeerThatStopsReading() async throws {
+        await harness.shutdown()
+        harness = try await Harness(readTimeout: .seconds(30))
+        let client = try await harness.connect("alice")
+        let good = try await harness.session(named: "alice")
+        try await good.send(Envelope(.evaluateRequest(.with { $0.round = 1 })), before: .now + .seconds(5))
+        var inbound = client.inbound.makeAsyncIterator()
+        guard case .evaluateRequest? = try await inbound.next()?.body else { return XCTFail("a reading peer got nothing") }
+
+        let peer = try await rawPeer()
+        try await peer.send(Envelope(.hello(.with { $0.clientName = "raw"; $0.protocolVersion = 1 })))
+        let session = try await harness.session(named: "raw")
+        try await peer.stopReading()
+        let tensors = [sixtyMegabytes(seed: 3)]
+        let start = ContinuousClock.now
+        do {
+            try await session.send(Envelope(.fitRequest(.with { $0.round = 1; $0.parameters = Fedkit_V1_Payload(tensors) })),
+                                   before: start + .milliseconds(500))
+            XCTFail("60 MB were taken by a peer that does not read")
+        } catch let error as TransportError {
+            guard case .sendDeadlineExceeded(let name, let seconds) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(name, "raw")
+            XCTAssertEqual(seconds, 0.5, accuracy: 0.2)
+        }
+        let waited = start.duration(to: .now)
+        XCTAssertGreaterThanOrEqual(waited, .milliseconds(500))
+        XCTAssertLessThan(waited, .milliseconds(1500), "the send was held past its deadline")
+        // The connection is closed (within the TLS shutdown timeout: the peer answers nothing).
+        let closed = Task { await session.waitUntilClosed(); return true }
+        let timer = Task { try? await Task.sleep(for: .seconds(10)); closed.cancel() }
+        let wasClosed = await closed.value
+        timer.cancel()
+        XCTAssertTrue(wasClosed)
+        await peer.close()
+        await client.close()
+    }
+
     // MARK: Bad peers
 
     func testClientWithoutCertificateIsRefused() async throws {

@@ -111,5 +111,11 @@ final class RawPeer: @unchecked Sendable {
         return nil
     }
 
+    /// Stops reading from the socket: what the server sends piles up in the kernel's buffers
+    /// until they are full, as with a peer that hangs or whose network drops every packet.
+    func stopReading() async throws {
+        try await channel.setOption(ChannelOptions.autoRead, value: false)
+    }
+
     func close() async { try? await channel.close() }
 }

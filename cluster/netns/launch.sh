@@ -12,7 +12,11 @@
 #   PREFIX-s    the server host, eth0 = SUBNET.1/24, runs fed-server on :PORT
 #   PREFIX-cI   client host I (1..K), eth0 = SUBNET.(I+1)/24, runs fed-client
 #
-# Each host's eth0 is one end of a veth pair whose other end is a port of br0.
+# Each host's eth0 is one end of a veth pair whose other end is a port of br0:
+# p0 for the server, pI for client I. Disabling a port drops every packet of its
+# host, while its links stay up and its TCP connections stay open at both ends:
+#   bridge -n PREFIX-sw link set dev pI state 0     (state 3 forwards again)
+#
 # Certificates come from cluster/certs.sh (server SANs: DNS fed-server and IP
 # SUBNET.1); each client dials SUBNET.1:PORT and checks the server's IP SAN.
 #
@@ -44,8 +48,10 @@
 #
 # Writes OUT/certs/, OUT/server/ (the server's --state-dir: metrics.jsonl, the
 # checkpoint, final-model.fkt), OUT/clients/NAME/, OUT/server.log, OUT/NAME.log and
-# OUT/network.txt. On exit -- success, failure, Ctrl-C or SIGTERM -- it kills every
-# process in its namespaces and deletes them (which deletes the links and bridge).
+# OUT/network.txt (every namespace's addresses, then one line per port of br0:
+# `port pI PREFIX-cI NAME ADDRESS`). On exit -- success, failure, Ctrl-C or
+# SIGTERM -- it kills every process in its namespaces and deletes them (which
+# deletes the links and bridge).
 #
 # Exit status: 0 the federation finished; 1 it failed; 2 bad usage; 3 network
 # namespaces are not available here (needs root and iproute2's `ip netns`).
@@ -78,7 +84,7 @@ while [ $# -gt 0 ]; do
         --timeout) timeout="$2"; shift 2 ;;
         --check) mode=check; shift ;;
         --clean) mode=clean; clean_prefix="$2"; shift 2 ;;
-        -h|--help) sed -n '2,51p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo pipefail$/p' "$0" | sed '$d'; exit 0 ;;
         --) shift; common_extra=("$@"); break ;;
         *) echo "launch.sh: unknown option $1" >&2; usage ;;
     esac
@@ -216,6 +222,11 @@ done
 {
     echo "# namespaces of this run (prefix $prefix)"
     for ns in "${created[@]}"; do echo "== $ns"; ip -n "$ns" -brief addr; done
+    echo "# ports of br0 in $sw: port NAME HOST-NAMESPACE DAEMON ADDRESS"
+    echo "port p0 $server_ns fed-server $server_ip"
+    for idx in "${!client_names[@]}"; do
+        echo "port p$(( idx + 1 )) ${client_ns[$idx]} ${client_names[$idx]} $subnet.$(( idx + 2 ))"
+    done
 } > "$out/network.txt"
 say "network: bridge in $sw; server $server_ns at $server_ip; ${#client_ns[@]} client namespaces at $subnet.2-$subnet.$(( clients + 1 ))"
 
