@@ -171,11 +171,11 @@ public actor Coordinator {
         let id = ObjectIdentifier(connection)
         Task {
             do {
-                for try await envelope in connection.inbound { await self.receive(envelope, from: name, connection: id) }
+                for try await envelope in connection.inbound { self.receive(envelope, from: name, connection: id) }
             } catch {
-                await self.log(.info, "client \"\(name)\" connection ended: \(error)")
+                self.log(.info, "client \"\(name)\" connection ended: \(error)")
             }
-            await self.disconnected(name, connection: id)
+            self.disconnected(name, connection: id)
         }
     }
 
@@ -362,7 +362,7 @@ public actor Coordinator {
     /// - Throws: when not enough clients connect in time, a round misses its quorum
     ///   `maxRoundAttempts` times, or a checkpoint cannot be written.
     public func run(connections: AsyncStream<PeerConnection>) async throws -> [RoundMetrics] {
-        let acceptor = Task { for await c in connections { await self.accept(c) } }
+        let acceptor = Task { for await c in connections { self.accept(c) } }
         defer { acceptor.cancel() }
         let total = UInt64(configuration.rounds)
         var round = completedRound + 1
