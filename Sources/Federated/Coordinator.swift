@@ -97,6 +97,15 @@ public actor Coordinator {
         var domain: String
         var declaredExamples: Int
         var offences = 0
+        /// Requests sent on this connection and not yet answered: an answer to one of them
+        /// after its round closed is late, not an offence.
+        var unanswered: Set<Request> = []
+    }
+
+    /// A request as its answer names it.
+    struct Request: Hashable {
+        var evaluate: Bool
+        var round: UInt64
     }
     /// Connected clients by certificate name.
     var clients: [String: Client] = [:]
@@ -191,11 +200,13 @@ public actor Coordinator {
         logger.info("client \"\(name)\" left")
     }
 
-    /// Refuses a message: logged with the client and reason; repeated offences disconnect the client.
-    func refuse(_ name: String, _ reason: String) {
+    /// Refuses a message: logged with the client and reason; repeated offences disconnect the
+    /// client. A late answer to a request it was sent is refused the same way but is no offence:
+    /// an honest client on a slow or interrupted network sends those.
+    func refuse(_ name: String, _ reason: String, offence: Bool = true) {
         logger.warning("refused from client \"\(name)\": \(reason)")
         refused.append("\(name): \(reason)")
-        guard var c = clients[name] else { return }
+        guard offence, var c = clients[name] else { return }
         c.offences += 1
         clients[name] = c
         if c.offences >= configuration.maxOffences {
@@ -212,8 +223,13 @@ public actor Coordinator {
         guard let c = clients[name], ObjectIdentifier(c.connection) == id else { return }
         switch envelope.body {
         case .fitResult(let r):
+            let answered = clients[name]?.unanswered.remove(Request(evaluate: false, round: r.round)) != nil
             guard phase == .fit, r.round == phaseRound, expecting.contains(name) else {
-                refuse(name, "fit result for round \(r.round) was not requested (current round \(phaseRound), \(phase == .fit ? "training" : "not training"))")
+                if answered {
+                    refuse(name, "fit result for round \(r.round) arrived late (current round \(phaseRound))", offence: false)
+                } else {
+                    refuse(name, "fit result for round \(r.round) was not requested (current round \(phaseRound), \(phase == .fit ? "training" : "not training"))")
+                }
                 return
             }
             expecting.remove(name)
@@ -226,8 +242,13 @@ public actor Coordinator {
                 fits.append(ClientFit(client: name, examples: claimed, trainLoss: r.trainLoss, trainAccuracy: r.trainAccuracy))
             }
         case .evaluateResult(let r):
+            let answered = clients[name]?.unanswered.remove(Request(evaluate: true, round: r.round)) != nil
             guard phase == .evaluate, r.round == phaseRound, expecting.contains(name) else {
-                refuse(name, "evaluation result for round \(r.round) was not requested")
+                if answered {
+                    refuse(name, "evaluation result for round \(r.round) arrived late (current round \(phaseRound))", offence: false)
+                } else {
+                    refuse(name, "evaluation result for round \(r.round) was not requested")
+                }
                 return
             }
             expecting.remove(name)
@@ -316,6 +337,12 @@ public actor Coordinator {
     /// connection. Clients not yet sent to by the deadline are skipped.
     /// - Returns: the clients the envelope could not be sent to.
     func sendAll(_ envelope: Envelope, to names: [String], before deadline: ContinuousClock.Instant) async -> [String] {
+        let request: Request? = switch envelope.body {
+        case .fitRequest(let r): Request(evaluate: false, round: r.round)
+        case .evaluateRequest(let r): Request(evaluate: true, round: r.round)
+        default: nil
+        }
+        if let request { for n in names { clients[n]?.unanswered.insert(request) } }
         let targets = names.compactMap { n in clients[n].map { (n, $0.connection) } }
         let limit = max(1, configuration.maxConcurrentSends)
         enum Outcome: Sendable { case sent, failed(String), overdue(String, PeerConnection) }

@@ -207,11 +207,11 @@ final class NetnsPacketDropTests: XCTestCase {
         // Nothing else is refused, so the client stays below the offences that disconnect it.
         let lateFits = refusals.filter { $0.contains(": fit result for round") }
         XCTAssertEqual(lateFits.count, 1, "late result not refused exactly once:\n\(NetnsLauncher.tail(serverLog, lines: 60))")
-        XCTAssertTrue(lateFits.allSatisfy { $0.contains("fit result for round \(stalledRound) was not requested") }, "\(lateFits)")
+        XCTAssertTrue(lateFits.allSatisfy { $0.contains("fit result for round \(stalledRound) arrived late") }, "\(lateFits)")
         var lateEvaluations: [Int] = []
         for r in [stalledRound - 1, stalledRound] {
             let evaluated = metrics.first { $0.round == r }?.evaluation.map(\.client).contains(victim) ?? false
-            let refused = refusals.filter { $0.contains("evaluation result for round \(r) was not requested") }.count
+            let refused = refusals.filter { $0.contains("evaluation result for round \(r) arrived late") }.count
             XCTAssertEqual(refused, evaluated ? 0 : 1, "round \(r)'s evaluation by \(victim): in the record \(evaluated), refusals \(refusals)")
             if refused > 0 { lateEvaluations.append(r) }
         }

@@ -159,6 +159,63 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(outcome.metrics[0].fit.map(\.client), ["mnist-0"])
         XCTAssertEqual(outcome.metrics[0].refused.filter { $0.hasPrefix("evil-0: ") }.count, 3)
     }
+
+    /// Answers every request correctly, `delay` after receiving it; sets `disconnected` when
+    /// the server says it disconnects the client for its refused messages.
+    static func answerLate(on connection: PeerConnection, by delay: Duration, disconnected: ManagedFlag) async {
+        do {
+            for try await envelope in connection.inbound {
+                switch envelope.body {
+                case .fitRequest(let request):
+                    let update = try request.parameters.wireTensors()
+                    try await Task.sleep(for: delay)
+                    try await connection.send(Envelope(.fitResult(result(request, update))))
+                case .evaluateRequest(let request):
+                    try await Task.sleep(for: delay)
+                    var e = Fedkit_V1_EvaluateResult()
+                    e.round = request.round; e.accuracy = 0.5; e.loss = 1; e.numExamples = 20
+                    try await connection.send(Envelope(.evaluateResult(e)))
+                case .goodbye:
+                    await connection.close()
+                    return
+                case .error(let e) where e.message.contains("refused messages"):
+                    disconnected.set()
+                default:
+                    continue
+                }
+            }
+        } catch {}  // the run ended while an answer was being sent
+    }
+
+    /// A client that answers every request after its round closed (a slow or interrupted
+    /// network) has each late answer refused and averaged nowhere, but is not disconnected
+    /// for it: late answers to requests it was sent are no offence, however many.
+    func testLateAnswersAreRefusedButAreNoOffence() async throws {
+        var config = InProcess.configuration(rounds: 4, minFit: 1, minClients: 2)
+        config.roundTimeout = 1
+        config.maxOffences = 2
+        let recorder = LogRecorder()
+        let coordinator = try Coordinator(configuration: config, logger: recorder.logger)
+        let server = try await InProcess.startServer()
+        let port = server.port
+        let honest = try InProcess.runtime("mnist-0", domain: .mnist, model: config.model)
+        let honestTask = Task { try await InProcess.serveHonestly(honest, port: port) }
+        let connection = try await InProcess.connect("slow-0", port: port, hello: InProcess.hello("slow-0", declaredExamples: 40, domain: "svhn"))
+        let disconnected = ManagedFlag()
+        let delay = Duration.milliseconds(1300)
+        let slowTask = Task { [connection, disconnected] in await HostileInputTests.answerLate(on: connection, by: delay, disconnected: disconnected) }
+        let metrics = try await coordinator.run(connections: server.connections)
+        await server.close()
+        _ = try? await honestTask.value
+        _ = try? await slowTask.value
+
+        XCTAssertEqual(metrics.map(\.round), [1, 2, 3, 4])
+        for m in metrics { XCTAssertEqual(m.fit.map(\.client), ["mnist-0"], "round \(m.round) averaged a late update") }
+        let late = recorder.all.filter { $0.contains("refused from client \"slow-0\"") && $0.contains("arrived late") }
+        XCTAssertGreaterThan(late.count, config.maxOffences, "fewer late answers than offences allowed: the test proves nothing\n\(recorder.all.joined(separator: "\n"))")
+        XCTAssertFalse(recorder.all.contains { $0.contains("disconnecting client \"slow-0\"") }, recorder.all.joined(separator: "\n"))
+        XCTAssertFalse(disconnected.value, "the late client was told it is disconnected for refused messages")
+    }
 }
 
 /// A flag set from one task and read from another.

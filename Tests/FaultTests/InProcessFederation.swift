@@ -36,7 +36,7 @@ final class LogRecorder: @unchecked Sendable {
 
 /// Throw-away certificates for in-process federations, made once per test process.
 final class TestPKI: @unchecked Sendable {
-    static let names = ["mnist-0", "svhn-0", "usps-0", "evil-0", "flap-0"] + (0..<8).map { "load-\($0)" }
+    static let names = ["mnist-0", "svhn-0", "usps-0", "evil-0", "flap-0", "slow-0"] + (0..<8).map { "load-\($0)" }
     static let shared: Result<TestPKI, Error> = Result { try TestPKI() }
     let directory: String
 

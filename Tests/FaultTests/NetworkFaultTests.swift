@@ -38,10 +38,10 @@ final class NetworkFaultTests: XCTestCase {
         XCTAssertEqual(try server.waitForExit(timeout: 90), 0, server.tail())
         let metrics = fed.metrics(dir)
         XCTAssertEqual(metrics.map(\.round), (1...UInt64(rounds)).map { $0 })
-        // Its answer to the stalled round came later and was refused as not requested.
+        // Its answer to the stalled round came later and was refused as late (no offence).
         // (The log, not the metrics: a refusal between two rounds is logged but belongs to no round's record.)
         let late = server.text.split(separator: "\n").filter {
-            $0.contains("refused from client \"\(frozen)\": fit result for round \(stalled.round) was not requested")
+            $0.contains("refused from client \"\(frozen)\": fit result for round \(stalled.round) arrived late")
         }
         XCTAssertEqual(late.count, 1, "late result not refused exactly once:\n\(server.tail(30))")
         // No round averaged an update from a round other than its own: every fit entry is a selected client.
