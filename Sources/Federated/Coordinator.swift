@@ -59,8 +59,8 @@ public struct CoordinatorConfiguration: Sendable {
         guard minFitClients >= 1 else { throw bad("--min-fit-clients (\(minFitClients)) must be at least 1") }
         if let m = minClients, m < minFitClients { throw bad("--min-clients (\(m)) is below --min-fit-clients (\(minFitClients))") }
         guard roundTimeout > 0 else { throw bad("--round-timeout (\(roundTimeout)) must be positive") }
-        guard maxRoundAttempts >= 1 else { throw bad("maxRoundAttempts (\(maxRoundAttempts)) must be at least 1") }
-        if let b = roundRetryBackoff, !(b.isFinite && b >= 0) { throw bad("roundRetryBackoff (\(b)) must be a non-negative number of seconds") }
+        guard maxRoundAttempts >= 1 else { throw bad("--max-round-attempts (\(maxRoundAttempts)) must be at least 1") }
+        if let b = roundRetryBackoff, !(b.isFinite && b >= 0) { throw bad("--round-retry-backoff (\(b)) must be a non-negative number of seconds") }
         guard evaluateEvery >= 1 else { throw bad("--evaluate-every (\(evaluateEvery)) must be at least 1") }
         guard training.epochs >= 1 else { throw bad("--epochs (\(training.epochs)) must be at least 1") }
         guard training.batchSize >= 1 else { throw bad("--batch-size (\(training.batchSize)) must be at least 1") }

@@ -26,6 +26,8 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Requests outstanding at once (sent, not yet answered); default: every sampled client at once. Bounds memory when processes host many clients.") var maxInFlight: Int?
     @Option(help: "Client updates received at once; others wait, unread, until one completes (default: no bound). Each update being received costs one model of memory.") var maxConcurrentReceives: Int?
     @Option(help: "Seconds a round waits for results before closing with those it has.") var roundTimeout: Double?
+    @Option(help: "Attempts at a round that misses its quorum before the run stops (default 3).") var maxRoundAttempts: Int?
+    @Option(help: "Seconds to wait after an attempt that missed its quorum, times the attempt number (default: a tenth of --round-timeout, at most 5).") var roundRetryBackoff: Double?
     @Option(help: "Seconds to wait for --min-fit-clients clients to connect.") var connectTimeout: Double?
     @Option(help: "Evaluate every N rounds (the last round always).") var evaluateEvery: Int?
     @Option(help: "Local epochs per round.") var epochs: Int?
@@ -54,6 +56,8 @@ struct FedServer: AsyncParsableCommand {
         c.minClients = try file.resolve(minClients, "min-clients")
         c.maxInFlight = try file.resolve(maxInFlight, "max-in-flight")
         c.roundTimeout = try file.resolve(roundTimeout, "round-timeout", 600)
+        c.maxRoundAttempts = try file.resolve(maxRoundAttempts, "max-round-attempts", 3)
+        c.roundRetryBackoff = try file.resolve(roundRetryBackoff, "round-retry-backoff")
         c.connectTimeout = try file.resolve(connectTimeout, "connect-timeout", 600)
         c.evaluateEvery = try file.resolve(evaluateEvery, "evaluate-every", 1)
         c.training.epochs = try file.resolve(epochs, "epochs", 1)
