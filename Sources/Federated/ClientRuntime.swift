@@ -144,18 +144,38 @@ public final class ClientRuntime: @unchecked Sendable {
 
     /// Answers the server's requests on `connection` until it says Goodbye or goes away.
     /// With a `gate`, training and evaluation wait for the process's other clients.
+    ///
+    /// A request this client cannot use (undecodable tensors, names or shapes of another
+    /// model, a training config out of range) is answered with an `Error` naming the reason,
+    /// which ends the session (the server logs it and drops the client from the round); the
+    /// model is untouched and `serve` returns `.disconnected`, so a daemon reconnects and
+    /// rejoins. Only a failure to keep local state (`FederatedError.writeFailed`) is thrown.
     public func serve(_ connection: PeerConnection, gate: ModelGate? = nil) async throws -> Outcome {
-        func handle(_ work: @escaping @Sendable () throws -> Envelope) async throws -> Envelope {
-            if let gate { return try await gate.run(work) }
-            return try work()
+        func handle(_ what: String, round: UInt64, _ work: @escaping @Sendable () throws -> Envelope) async throws -> Envelope {
+            do {
+                if let gate { return try await gate.run(work) }
+                return try work()
+            } catch let error as FederatedError {
+                if case .writeFailed = error { throw error }  // local state cannot be kept: stop, loudly
+                return refusal(error)
+            } catch {
+                return refusal(error)
+            }
+            func refusal(_ error: any Error) -> Envelope {
+                logger.error("round \(round): cannot use the server's \(what): \(error)")
+                var e = Fedkit_V1_Error()
+                e.code = .malformed
+                e.message = "\(name) cannot use the \(what) of round \(round): \(error)"
+                return Envelope(.error(e))
+            }
         }
         do {
             for try await envelope in connection.inbound {
                 switch envelope.body {
                 case .fitRequest(let request):
-                    try await connection.send(try await handle { try self.fit(request) })
+                    try await connection.send(try await handle("training request", round: request.round) { try self.fit(request) })
                 case .evaluateRequest(let request):
-                    try await connection.send(try await handle { try self.evaluate(request) })
+                    try await connection.send(try await handle("evaluation request", round: request.round) { try self.evaluate(request) })
                 case .goodbye(let g):
                     logger.info("server said goodbye: \(g.reason)")
                     await connection.close()
@@ -167,9 +187,11 @@ public final class ClientRuntime: @unchecked Sendable {
                 }
             }
         } catch let error as FederatedError {
+            await connection.close()
             throw error
         } catch {
             logger.warning("connection lost: \(error)")
+            await connection.close()
         }
         return .disconnected
     }
