@@ -209,7 +209,7 @@ public actor Coordinator {
         guard offence, var c = clients[name] else { return }
         c.offences += 1
         clients[name] = c
-        if c.offences >= configuration.maxOffences {
+        if c.offences == configuration.maxOffences {  // once: what was already in flight is refused, not re-disconnected
             logger.warning("disconnecting client \"\(name)\" after \(c.offences) refused messages")
             let conn = c.connection
             var error = Fedkit_V1_Error()
