@@ -427,18 +427,23 @@ public actor Coordinator {
                                          round: round, seed: configuration.seed)
             let shared = model.entries.filter(strategy.isShared)
             let settings = strategy.configureFit(round: round, base: configuration.training)
-            var request = Fedkit_V1_FitRequest()
-            request.round = round
-            let tensors = model.wireTensors(where: strategy.isShared)
-            request.parameters = Fedkit_V1_Payload(tensors)
-            request.config = settings.proto
-            let bytesOut = tensors.reduce(0) { $0 + $1.bytes.count } * selected.count
-            phase = .fit; phaseRound = round
-            expecting = Set(selected); lost = []; fits = []; refused = []; bytesIn = 0
-            aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) })
-            // Each attempt has the whole round timeout, however long the back-offs before it were.
-            let deadline = ContinuousClock.now + .seconds(configuration.roundTimeout)
-            try await dispatch(Envelope(.fitRequest(request)), to: selected, until: deadline)
+            let bytesOut: Int
+            let deadline: ContinuousClock.Instant
+            do {
+                // The request's wire copy of the model lives only while it is being sent.
+                var request = Fedkit_V1_FitRequest()
+                request.round = round
+                let tensors = model.wireTensors(where: strategy.isShared)
+                request.parameters = Fedkit_V1_Payload(tensors)
+                request.config = settings.proto
+                bytesOut = tensors.reduce(0) { $0 + $1.bytes.count } * selected.count
+                phase = .fit; phaseRound = round
+                expecting = Set(selected); lost = []; fits = []; refused = []; bytesIn = 0
+                aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) })
+                // Each attempt has the whole round timeout, however long the back-offs before it were.
+                deadline = ContinuousClock.now + .seconds(configuration.roundTimeout)
+                try await dispatch(Envelope(.fitRequest(request)), to: selected, until: deadline)
+            }
             try await waitForAnswers(until: deadline)
             // Silent until the deadline, or gone (disconnected, unreachable) during the round.
             let dropped = expecting.union(lost).sorted()
@@ -447,8 +452,8 @@ public actor Coordinator {
             expecting = []
             record = RoundMetrics(round: round, selected: selected, fit: fits.sorted { $0.client < $1.client }, refused: refused,
                                   dropped: dropped, evaluation: [], meanAccuracy: nil, bytesOut: bytesOut, bytesIn: bytesIn, attempts: attempts)
-            if fits.count >= configuration.minFitClients, let average = aggregator?.result() {
-                try model.load(average, requireAll: false)
+            if fits.count >= configuration.minFitClients, let aggregator, try aggregator.writeAverage(into: model) {
+                self.aggregator = nil  // its Float64 sums are not needed for evaluation
                 break
             }
             guard attempts < configuration.maxRoundAttempts else {

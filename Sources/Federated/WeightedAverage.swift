@@ -83,14 +83,35 @@ public final class WeightedAverage {
         contributors.append(client)
     }
 
+    /// Writes the weighted average of everything added straight into `model`'s tensors of
+    /// the same names (no intermediate copy); returns false, writing nothing, when nothing
+    /// was added. The same values as `result()`.
+    /// - Throws: `NNError` naming a template tensor the model lacks or shapes differently,
+    ///   before anything is written.
+    public func writeAverage(into model: Model) throws -> Bool {
+        guard totalWeight > 0 else { return false }
+        let byName = Dictionary(uniqueKeysWithValues: model.entries.map { ($0.name, $0.value) })
+        for entry in template {
+            guard let t = byName[entry.name] else { throw NNError.unexpectedTensor(name: entry.name, shape: entry.shape) }
+            guard t.shape == entry.shape else { throw NNError.tensorShape(name: entry.name, expected: t.shape, actual: entry.shape) }
+        }
+        for (i, entry) in template.enumerated() { writeMean(i, to: byName[entry.name]!) }
+        return true
+    }
+
+    /// Tensor `i`'s weighted mean, rounded once to Float32, into `t`.
+    private func writeMean(_ i: Int, to t: Tensor) {
+        let src = sums[i].baseAddress!, inv = 1 / totalWeight
+        for j in 0..<t.count { t.data[j] = Float(src[j] * inv) }
+    }
+
     /// The weighted average of everything added (nil when nothing was).
     public func result() -> StateDictionary? {
         guard totalWeight > 0 else { return nil }
         var d = StateDictionary()
         for (i, entry) in template.enumerated() {
             let t = Tensor(zeros: entry.shape)
-            let src = sums[i].baseAddress!, inv = 1 / totalWeight
-            for j in 0..<t.count { t.data[j] = Float(src[j] * inv) }
+            writeMean(i, to: t)
             d[entry.name] = t
         }
         return d

@@ -21,6 +21,38 @@ final class AggregationTests: XCTestCase {
         XCTAssertEqual(avg.contributors, ["x", "y"])
     }
 
+    /// The coordinator averages straight into its model: the same values as `result()`, only
+    /// the averaged tensors written (FedBN's BatchNorm tensors stay as they were), and
+    /// nothing written when a tensor does not fit.
+    func testAveragingIntoTheModelWritesWhatResultReturnsAndNothingElse() throws {
+        let model = try ModelSpec.digitCNN(norm: .batch, widths: [4, 4, 8, 16, 8], seed: 5).build()
+        let shared = model.entries.filter { !$0.isBatchNorm }
+        let avg = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) })
+        var rng = SeededGenerator(seed: 9)
+        for (client, weight) in [("x", 3.0), ("y", 5.0), ("z", 1.0)] {
+            let update = shared.map { e -> WireTensor in
+                let t = Tensor(zeros: e.value.shape)
+                t.fillNormal(std: 1, using: &rng)
+                return WireTensor(name: e.name, shape: e.value.shape, floats: t.values)
+            }
+            try avg.add(update, weight: weight, client: client, round: 1)
+        }
+        let expected = try XCTUnwrap(avg.result())
+        let batchNormBefore = model.snapshot { $0.isBatchNorm }
+        XCTAssertTrue(try avg.writeAverage(into: model))
+        for e in shared { XCTAssertEqual(e.value.values, expected[e.name]!.values, e.name) }
+        for (name, t) in batchNormBefore.entries {
+            XCTAssertEqual(model.entries.first { $0.name == name }!.value.values, t.values, "\(name) was overwritten")
+        }
+
+        // A template the model does not fit: refused before any tensor is written.
+        let other = try ModelSpec.digitCNN(norm: .batch, widths: [4, 4, 8, 32, 8], seed: 5).build()
+        let before = other.snapshot()
+        XCTAssertThrowsError(try avg.writeAverage(into: other))
+        for (name, t) in before.entries { XCTAssertEqual(other.entries.first { $0.name == name }!.value.values, t.values, name) }
+        XCTAssertFalse(try WeightedAverage(template: []).writeAverage(into: model), "an empty average wrote something")
+    }
+
     func testABadUpdateIsRefusedWholeAndLeavesTheSumUntouched() throws {
         let avg = WeightedAverage(template: [("a", [2]), ("b", [1])])
         try avg.add([wire("a", [2], [1, 1]), wire("b", [1], [1])], weight: 1, client: "good", round: 3)
