@@ -36,28 +36,8 @@ final class HostileInputTests: XCTestCase {
         if let attack {
             let connection = try await InProcess.connect("evil-0", port: port, hello: InProcess.hello("evil-0", declaredExamples: declared, domain: "svhn"))
             hostileTask = Task {
-                do {
-                    for try await envelope in connection.inbound {
-                        switch envelope.body {
-                        case .fitRequest(let request):
-                            let update = try request.parameters.wireTensors()
-                            for r in attack(request, update) { try await connection.send(Envelope(.fitResult(r))) }
-                        case .evaluateRequest(let request):
-                            var e = Fedkit_V1_EvaluateResult()
-                            e.round = request.round; e.accuracy = 0.5; e.loss = 1; e.numExamples = 20
-                            try await connection.send(Envelope(.evaluateResult(e)))
-                        case .goodbye:
-                            await connection.close()
-                            return
-                        case .error(let e) where e.message.contains("refused messages"):
-                            disconnected.set()
-                        default:
-                            continue
-                        }
-                    }
-                } catch {}
-                // The stream ended without a Goodbye: the server closed the connection.
-                disconnected.set()
+                // Ending without a Goodbye means the server closed the connection.
+                if await answerAsCraftedClient(on: connection, disconnected: disconnected, fit: attack) { disconnected.set() }
             }
         }
         let metrics = try await coordinator.run(connections: server.connections)
@@ -160,33 +140,6 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(outcome.metrics[0].refused.filter { $0.hasPrefix("evil-0: ") }.count, 3)
     }
 
-    /// Answers every request correctly, `delay` after receiving it; sets `disconnected` when
-    /// the server says it disconnects the client for its refused messages.
-    static func answerLate(on connection: PeerConnection, by delay: Duration, disconnected: ManagedFlag) async {
-        do {
-            for try await envelope in connection.inbound {
-                switch envelope.body {
-                case .fitRequest(let request):
-                    let update = try request.parameters.wireTensors()
-                    try await Task.sleep(for: delay)
-                    try await connection.send(Envelope(.fitResult(result(request, update))))
-                case .evaluateRequest(let request):
-                    try await Task.sleep(for: delay)
-                    var e = Fedkit_V1_EvaluateResult()
-                    e.round = request.round; e.accuracy = 0.5; e.loss = 1; e.numExamples = 20
-                    try await connection.send(Envelope(.evaluateResult(e)))
-                case .goodbye:
-                    await connection.close()
-                    return
-                case .error(let e) where e.message.contains("refused messages"):
-                    disconnected.set()
-                default:
-                    continue
-                }
-            }
-        } catch {}  // the run ended while an answer was being sent
-    }
-
     /// A client that answers every request after its round closed (a slow or interrupted
     /// network) has each late answer refused and averaged nowhere, but is not disconnected
     /// for it: late answers to requests it was sent are no offence, however many.
@@ -203,7 +156,9 @@ final class HostileInputTests: XCTestCase {
         let connection = try await InProcess.connect("slow-0", port: port, hello: InProcess.hello("slow-0", declaredExamples: 40, domain: "svhn"))
         let disconnected = ManagedFlag()
         let delay = Duration.milliseconds(1300)
-        let slowTask = Task { [connection, disconnected] in await HostileInputTests.answerLate(on: connection, by: delay, disconnected: disconnected) }
+        let slowTask = Task { [connection, disconnected] in
+            _ = await answerAsCraftedClient(on: connection, disconnected: disconnected, delay: delay) { [HostileInputTests.result($0, $1)] }
+        }
         let metrics = try await coordinator.run(connections: server.connections)
         await server.close()
         _ = try? await honestTask.value
@@ -216,6 +171,37 @@ final class HostileInputTests: XCTestCase {
         XCTAssertFalse(recorder.all.contains { $0.contains("disconnecting client \"slow-0\"") }, recorder.all.joined(separator: "\n"))
         XCTAssertFalse(disconnected.value, "the late client was told it is disconnected for refused messages")
     }
+}
+
+/// A crafted client's loop: answers each training request with what `fit` builds from it,
+/// each evaluation with a plausible result, each after `delay`; sets `disconnected` when
+/// the server says it disconnects the client for refused messages. Returns whether the
+/// session ended without a Goodbye (closed by the server, or the run ended mid-answer).
+func answerAsCraftedClient(on connection: PeerConnection, disconnected: ManagedFlag, delay: Duration = .zero,
+                           fit: HostileInputTests.Attack) async -> Bool {
+    do {
+        for try await envelope in connection.inbound {
+            switch envelope.body {
+            case .fitRequest(let request):
+                let update = try request.parameters.wireTensors()
+                if delay > .zero { try await Task.sleep(for: delay) }
+                for r in fit(request, update) { try await connection.send(Envelope(.fitResult(r))) }
+            case .evaluateRequest(let request):
+                if delay > .zero { try await Task.sleep(for: delay) }
+                var e = Fedkit_V1_EvaluateResult()
+                e.round = request.round; e.accuracy = 0.5; e.loss = 1; e.numExamples = 20
+                try await connection.send(Envelope(.evaluateResult(e)))
+            case .goodbye:
+                await connection.close()
+                return false
+            case .error(let e) where e.message.contains("refused messages"):
+                disconnected.set()
+            default:
+                continue
+            }
+        }
+    } catch {}
+    return true
 }
 
 /// A flag set from one task and read from another.
