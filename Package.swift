@@ -96,8 +96,9 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: optimized),
         .testTarget(name: "NNTests", dependencies: ["NN"], exclude: ["Fixtures"], swiftSettings: optimized),
         .testTarget(name: "DataTests", dependencies: ["Data", "NN"], swiftSettings: optimized),
+        .target(name: "FuzzCorpusStore", path: "Tests/FuzzCorpusStore"),
         .testTarget(name: "WireTests", dependencies: [
-            "Wire", "CCRC32C", .product(name: "NIOCore", package: "swift-nio"),
+            "Wire", "CCRC32C", "FuzzCorpusStore", .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "TransportTests", dependencies: [
@@ -116,7 +117,7 @@ let package = Package(
         // End-to-end fault suite: real daemons killed, stopped and restarted; hostile peers; full disks.
         // Needs the fed-server and fed-client products built (`swift build --build-tests` builds them).
         .testTarget(name: "FaultTests", dependencies: [
-            "Federated", "FedKitCLI", "Transport", "Wire", "NN", "Data", "Tensor",
+            "Federated", "FedKitCLI", "Transport", "Wire", "NN", "Data", "Tensor", "FuzzCorpusStore",
             .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

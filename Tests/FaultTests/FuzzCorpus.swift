@@ -1,45 +1,17 @@
 import Foundation
+import FuzzCorpusStore
 import NN
 import Wire
 @testable import Federated
 
-/// The committed fuzz corpus in `Tests/FuzzCorpus` (see its README), the time budget of the
-/// fuzz loops, and the generator of the `fit-results/` and `client-requests/` files.
+/// The generator of the committed fuzz corpus's `fit-results/` and `client-requests/` files (files and time budget:
+/// `FuzzCorpusStore`).
 ///
 /// Each file is one serialized `Envelope` (no frame header). Its name states its expected
 /// verdict un-mutated: `accepted-…` (folded into the average), `answered-…` (the client
 /// trains or evaluates and answers), `refused-<reason>-…` (refused whole, for `reason`, see
 /// `refusals`), `undecodable-…` (not an `Envelope`).
 enum FuzzCorpus {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("FuzzCorpus")
-
-    /// Every `.bin` file of `directory`, sorted by name.
-    static func files(in directory: String) throws -> [(name: String, bytes: [UInt8])] {
-        let dir = root.appendingPathComponent(directory)
-        return try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".bin") }.sorted().map {
-            ($0, Array(try Data(contentsOf: dir.appendingPathComponent($0))))
-        }
-    }
-
-    /// `FEDKIT_WRITE_CORPUS=1` asks the corpus tests to rewrite their files.
-    static var rewriting: Bool { ProcessInfo.processInfo.environment["FEDKIT_WRITE_CORPUS"] == "1" }
-
-    /// Replaces the `.bin` files of `directory` with `files`.
-    static func write(_ files: [(name: String, bytes: [UInt8])], to directory: String) throws {
-        let dir = root.appendingPathComponent(directory)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for old in try FileManager.default.contentsOfDirectory(atPath: dir.path) where old.hasSuffix(".bin") {
-            try FileManager.default.removeItem(at: dir.appendingPathComponent(old))
-        }
-        for (name, bytes) in files { try Data(bytes).write(to: dir.appendingPathComponent(name)) }
-    }
-
-    /// Seconds each fuzz loop runs (`FEDKIT_FUZZ_SECONDS`, default 10).
-    static var seconds: Double {
-        ProcessInfo.processInfo.environment["FEDKIT_FUZZ_SECONDS"].flatMap(Double.init) ?? 10
-    }
-
     /// What a `refused-<reason>-…` file's refusal must say.
     static let refusals: [String: String] = [
         "examples": "training examples; allowed",

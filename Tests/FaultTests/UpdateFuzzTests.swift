@@ -1,4 +1,5 @@
 import Foundation
+import FuzzCorpusStore
 import NN
 import SwiftProtobuf
 import Wire
@@ -20,9 +21,9 @@ import XCTest
 final class UpdateFuzzTests: XCTestCase {
     /// Rewrites `Tests/FuzzCorpus/fit-results` and `client-requests` when `FEDKIT_WRITE_CORPUS=1`.
     func testWriteUpdateCorpus() throws {
-        try XCTSkipUnless(FuzzCorpus.rewriting, "set FEDKIT_WRITE_CORPUS=1 to rewrite Tests/FuzzCorpus/fit-results and client-requests")
-        try FuzzCorpus.write(try FuzzCorpus.fitResults(), to: "fit-results")
-        try FuzzCorpus.write(try FuzzCorpus.clientRequests(), to: "client-requests")
+        try XCTSkipUnless(FuzzCorpusStore.rewriting, "set FEDKIT_WRITE_CORPUS=1 to rewrite Tests/FuzzCorpus/fit-results and client-requests")
+        try FuzzCorpusStore.write(try FuzzCorpus.fitResults(), to: "fit-results")
+        try FuzzCorpusStore.write(try FuzzCorpus.clientRequests(), to: "client-requests")
     }
 
     // MARK: The coordinator's side
@@ -40,7 +41,7 @@ final class UpdateFuzzTests: XCTestCase {
 
     func testEveryCorpusFitResultGivesItsVerdict() throws {
         let template = try template()
-        let files = try FuzzCorpus.files(in: "fit-results")
+        let files = try FuzzCorpusStore.files(in: "fit-results")
         XCTAssertGreaterThan(files.count, 10, "the fit-results corpus is missing files")
         for (name, bytes) in files {
             let (word, reason) = FuzzCorpus.verdict(name)
@@ -60,10 +61,10 @@ final class UpdateFuzzTests: XCTestCase {
     func testMutatedFitResultsAreRefusedWholeOrAreValid() throws {
         let template = try template()
         let shapes = Dictionary(uniqueKeysWithValues: template)
-        let seeds = try FuzzCorpus.files(in: "fit-results").map(\.bytes)
+        let seeds = try FuzzCorpusStore.files(in: "fit-results").map(\.bytes)
         var generator = SplitMix(seed: 2024)
         var iterations = 0, decoded = 0, accepted = 0, refused = 0
-        let deadline = Date().addingTimeInterval(FuzzCorpus.seconds)
+        let deadline = Date().addingTimeInterval(FuzzCorpusStore.seconds)
         while Date() < deadline || iterations < 1000 {
             iterations += 1
             let bytes = Mutator.mutate(seeds[Int(generator.next() % UInt64(seeds.count))], &generator)
@@ -90,7 +91,7 @@ final class UpdateFuzzTests: XCTestCase {
         XCTAssertGreaterThan(decoded, iterations / 10, "the mutations rarely decode; the loop tests little")
         XCTAssertGreaterThan(refused, 0)
         XCTAssertGreaterThan(accepted, 0)
-        print("update fuzz: \(iterations) mutated FitResults in \(FuzzCorpus.seconds) s from \(seeds.count) corpus files, \(decoded) decoded, \(refused) refused, \(accepted) accepted (all valid)")
+        print("update fuzz: \(iterations) mutated FitResults in \(FuzzCorpusStore.seconds) s from \(seeds.count) corpus files, \(decoded) decoded, \(refused) refused, \(accepted) accepted (all valid)")
     }
 
     // MARK: The client's side
@@ -142,7 +143,7 @@ final class UpdateFuzzTests: XCTestCase {
 
     func testEveryCorpusClientRequestGivesItsVerdict() throws {
         let runtime = try client()
-        let files = try FuzzCorpus.files(in: "client-requests")
+        let files = try FuzzCorpusStore.files(in: "client-requests")
         XCTAssertGreaterThan(files.count, 10, "the client-requests corpus is missing files")
         for (name, bytes) in files {
             let (word, reason) = FuzzCorpus.verdict(name)
@@ -160,10 +161,10 @@ final class UpdateFuzzTests: XCTestCase {
 
     func testMutatedRequestsAreRefusedWithTheModelUntouchedOrAnswered() throws {
         let runtime = try client()
-        let seeds = try FuzzCorpus.files(in: "client-requests").map(\.bytes)
+        let seeds = try FuzzCorpusStore.files(in: "client-requests").map(\.bytes)
         var generator = SplitMix(seed: 77)
         var iterations = 0, answered = 0, refused = 0, undecodable = 0
-        let deadline = Date().addingTimeInterval(FuzzCorpus.seconds)
+        let deadline = Date().addingTimeInterval(FuzzCorpusStore.seconds)
         while Date() < deadline || iterations < 200 {
             iterations += 1
             switch handle(Mutator.mutate(seeds[Int(generator.next() % UInt64(seeds.count))], &generator), by: runtime) {
@@ -175,6 +176,6 @@ final class UpdateFuzzTests: XCTestCase {
         XCTAssertGreaterThan(answered + refused, iterations / 10, "the mutations rarely decode; the loop tests little")
         XCTAssertGreaterThan(answered, 0)
         XCTAssertGreaterThan(refused, 0)
-        print("client request fuzz: \(iterations) mutated requests in \(FuzzCorpus.seconds) s from \(seeds.count) corpus files, \(answered) answered, \(refused) refused (model untouched), \(undecodable) not decodable")
+        print("client request fuzz: \(iterations) mutated requests in \(FuzzCorpusStore.seconds) s from \(seeds.count) corpus files, \(answered) answered, \(refused) refused (model untouched), \(undecodable) not decodable")
     }
 }

@@ -235,13 +235,12 @@ final class ChunkedTransferTests: XCTestCase {
         let fit = Envelope(.fitRequest(.with { $0.round = 3; $0.parameters = Fedkit_V1_Payload(tensors) }))
         let heartbeat = Envelope(.heartbeat(.with { $0.unixMillis = 1 }))
         let done = sender.eventLoop.makePromise(of: Void.self)
-        var completed = false
-        done.futureResult.whenSuccess { completed = true }
+        let completed = Completion(done.futureResult)
         sender.write(fit, promise: done)
         sender.writeAndFlush(heartbeat, promise: nil)
         var frames = try drainOutbound(sender)
         XCTAssertEqual(frames.count, 1, "only the first chunk may go out before the peer reads")
-        XCTAssertFalse(completed)
+        XCTAssertFalse(completed.done)
 
         // Each time the peer drains, exactly one more frame is written; flushing alone writes nothing.
         var windows = 0
@@ -256,7 +255,8 @@ final class ChunkedTransferTests: XCTestCase {
             frames += written
             windows += 1
         }
-        XCTAssertTrue(completed, "the write did not complete")
+        XCTAssertTrue(completed.done, "the write did not complete")
+        XCTAssertNoThrow(try done.futureResult.wait())
         XCTAssertGreaterThan(windows, 10, "a 12 MB model in 1 MiB chunks needs more than 10 windows")
 
         let receiver = try makeChannel()
@@ -317,10 +317,16 @@ final class ChunkedTransferTests: XCTestCase {
         sender.isWritable = false
         let fit = Envelope(.fitRequest(.with { $0.parameters = Fedkit_V1_Payload(bigTensors()) }))
         let done = sender.eventLoop.makePromise(of: Void.self)
-        var failure: (any Error)?
-        done.futureResult.whenFailure { failure = $0 }
+        let completed = Completion(done.futureResult)
         sender.writeAndFlush(fit, promise: done)
         _ = try? sender.finish()
-        XCTAssertNotNil(failure, "a write that never went out must fail, not hang")
+        XCTAssertTrue(completed.done, "a write that never went out must fail, not hang")
+        if completed.done { XCTAssertThrowsError(try done.futureResult.wait(), "it completed without going out") }
     }
+}
+
+/// Whether a future on an `EmbeddedEventLoop` has completed (its callbacks run synchronously).
+final class Completion: @unchecked Sendable {
+    private(set) var done = false
+    init(_ future: EventLoopFuture<Void>) { future.whenComplete { _ in self.done = true } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import FuzzCorpusStore
 import NIOCore
 import NIOEmbedded
 import XCTest
@@ -12,22 +13,22 @@ final class FrameDecoderFuzzTests: XCTestCase {
     private let maximumFrameSize = FuzzCorpus.maximumFrameSize
 
     private func seeds() throws -> [[UInt8]] {
-        let files = try FuzzCorpus.files(in: "frames")
+        let files = try FuzzCorpusStore.files(in: "frames")
         XCTAssertGreaterThanOrEqual(files.count, Samples.everyKind().count, "the frames corpus is missing files")
         return files.map(\.bytes)
     }
 
     /// Rewrites `Tests/FuzzCorpus/frames` when `FEDKIT_WRITE_CORPUS=1`.
     func testWriteFramesCorpus() throws {
-        try XCTSkipUnless(FuzzCorpus.rewriting, "set FEDKIT_WRITE_CORPUS=1 to rewrite Tests/FuzzCorpus/frames")
-        try FuzzCorpus.write(try FuzzCorpus.frames(), to: "frames")
+        try XCTSkipUnless(FuzzCorpusStore.rewriting, "set FEDKIT_WRITE_CORPUS=1 to rewrite Tests/FuzzCorpus/frames")
+        try FuzzCorpusStore.write(try FuzzCorpus.frames(), to: "frames")
     }
 
     /// Every corpus file, un-mutated, gives the verdict its name states, frame by frame and
     /// through the channel pipeline.
     func testEveryCorpusFrameGivesItsVerdict() throws {
         let codec = FrameCodec(maximumFrameSize: maximumFrameSize)
-        for (name, bytes) in try FuzzCorpus.files(in: "frames") {
+        for (name, bytes) in try FuzzCorpusStore.files(in: "frames") {
             let parts = name.dropLast(".bin".count).split(separator: "-").map(String.init)
             var buffer = ByteBuffer(bytes: bytes)
             var frames = 0
@@ -83,7 +84,7 @@ final class FrameDecoderFuzzTests: XCTestCase {
         let codec = FrameCodec(maximumFrameSize: maximumFrameSize)
         var rng = SeededGenerator(seed: 0xFED_C0DE)
         var decodedCount = 0, errorCount = 0, iterations = 0
-        let deadline = Date().addingTimeInterval(FuzzCorpus.seconds)
+        let deadline = Date().addingTimeInterval(FuzzCorpusStore.seconds)
         while Date() < deadline || iterations < 1000 {
             iterations += 1
             let input: [UInt8]
@@ -117,14 +118,14 @@ final class FrameDecoderFuzzTests: XCTestCase {
         }
         XCTAssertGreaterThan(decodedCount, iterations / 10, "mutations should still leave many decodable frames")
         XCTAssertGreaterThan(errorCount, iterations / 10, "mutations should be rejected often")
-        print("frame decoder fuzz: \(iterations) inputs in \(FuzzCorpus.seconds) s from \(seeds.count) corpus files, \(decodedCount) frames decoded, \(errorCount) refused")
+        print("frame decoder fuzz: \(iterations) inputs in \(FuzzCorpusStore.seconds) s from \(seeds.count) corpus files, \(decodedCount) frames decoded, \(errorCount) refused")
     }
 
     func testMutatedStreamsThroughTheChannelEndInEnvelopesOrNamedErrors() throws {
         let seeds = try seeds()
         var rng = SeededGenerator(seed: 42)
         var iterations = 0, delivered = 0, refused = 0
-        let deadline = Date().addingTimeInterval(FuzzCorpus.seconds)
+        let deadline = Date().addingTimeInterval(FuzzCorpusStore.seconds)
         while Date() < deadline || iterations < 100 {
             iterations += 1
             let channel = EmbeddedChannel()
@@ -160,7 +161,7 @@ final class FrameDecoderFuzzTests: XCTestCase {
         }
         XCTAssertGreaterThan(delivered, iterations / 4, "the streams should still deliver many envelopes")
         XCTAssertGreaterThan(refused, iterations / 10)
-        print("channel pipeline fuzz: \(iterations) streams in \(FuzzCorpus.seconds) s, \(delivered) envelopes delivered, \(refused) streams refused with a named error")
+        print("channel pipeline fuzz: \(iterations) streams in \(FuzzCorpusStore.seconds) s, \(delivered) envelopes delivered, \(refused) streams refused with a named error")
     }
 }
 

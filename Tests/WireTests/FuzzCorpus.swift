@@ -1,9 +1,10 @@
 import Foundation
+import FuzzCorpusStore
 import NIOCore
 @testable import Wire
 
-/// The committed fuzz corpus in `Tests/FuzzCorpus` (see its README), the time budget of the
-/// fuzz loops, and the generator of the `frames/` files.
+/// The generator of the committed fuzz corpus's `frames/` files (files and time budget:
+/// `FuzzCorpusStore`).
 ///
 /// A file's name states its expected verdict un-mutated:
 /// `ok-…` decodes into envelopes through the frame codec and the chunk reassembly;
@@ -11,35 +12,6 @@ import NIOCore
 /// (`truncatedFrame`: the decoder waits for more bytes, and the channel throws at its end);
 /// `stream-error-<case>-…` decodes frame by frame, and the chunk reassembly throws `WireError.<case>`.
 enum FuzzCorpus {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("FuzzCorpus")
-
-    /// Every `.bin` file of `directory`, sorted by name.
-    static func files(in directory: String) throws -> [(name: String, bytes: [UInt8])] {
-        let dir = root.appendingPathComponent(directory)
-        return try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".bin") }.sorted().map {
-            ($0, Array(try Data(contentsOf: dir.appendingPathComponent($0))))
-        }
-    }
-
-    /// `FEDKIT_WRITE_CORPUS=1` asks the corpus tests to rewrite their files.
-    static var rewriting: Bool { ProcessInfo.processInfo.environment["FEDKIT_WRITE_CORPUS"] == "1" }
-
-    /// Replaces the `.bin` files of `directory` with `files`.
-    static func write(_ files: [(name: String, bytes: [UInt8])], to directory: String) throws {
-        let dir = root.appendingPathComponent(directory)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for old in try FileManager.default.contentsOfDirectory(atPath: dir.path) where old.hasSuffix(".bin") {
-            try FileManager.default.removeItem(at: dir.appendingPathComponent(old))
-        }
-        for (name, bytes) in files { try Data(bytes).write(to: dir.appendingPathComponent(name)) }
-    }
-
-    /// Seconds each fuzz loop runs (`FEDKIT_FUZZ_SECONDS`, default 10).
-    static var seconds: Double {
-        ProcessInfo.processInfo.environment["FEDKIT_FUZZ_SECONDS"].flatMap(Double.init) ?? 10
-    }
-
     /// The name of a `WireError` case, e.g. `frameTooLarge`.
     static func caseName(_ error: WireError) -> String {
         Mirror(reflecting: error).children.first?.label ?? "\(error)"
