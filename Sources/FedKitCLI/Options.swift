@@ -10,6 +10,7 @@ import Transport
 extension Norm: ExpressibleByArgument {}
 extension Architecture: ExpressibleByArgument {}
 extension StrategyKind: ExpressibleByArgument {}
+extension AggregationPrecision: ExpressibleByArgument {}
 
 /// Certificate files of one federation member.
 public struct TLSOptions: ParsableArguments {

@@ -27,6 +27,8 @@ public struct SimulationPlan: Sendable {
     public var clientsPerProcess: Int = 1
     /// The server's bound on updates received at once (`--max-concurrent-receives`); nil for none.
     public var maxConcurrentReceives: Int?
+    /// The server's running sums (`--aggregation-precision`).
+    public var aggregationPrecision: AggregationPrecision = .float64
 
     public init(strategy: StrategyKind, model: ModelSpec, rounds: Int, training: TrainingSettings, domains: [String]) {
         self.strategy = strategy; self.model = model; self.rounds = rounds; self.training = training; self.domains = domains
@@ -191,6 +193,7 @@ public final class Simulator: @unchecked Sendable {
             serverArgs += ["--max-in-flight", String((clients.count + plan.clientsPerProcess - 1) / plan.clientsPerProcess)]
         }
         if let receives = plan.maxConcurrentReceives { serverArgs += ["--max-concurrent-receives", String(receives)] }
+        serverArgs += ["--aggregation-precision", plan.aggregationPrecision.rawValue]
         if t.agcLambda > 0 { serverArgs += ["--agc-lambda", String(t.agcLambda)] }
         if t.proximalMu > 0 { serverArgs += ["--fedprox-mu", String(t.proximalMu)] }
         let out = Pipe()

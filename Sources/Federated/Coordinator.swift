@@ -45,6 +45,9 @@ public struct CoordinatorConfiguration: Sendable {
     /// A process hosting many logical clients holds every request it received until it gets
     /// to it, so a simulation of many clients bounds this to bound their memory.
     public var maxInFlight: Int?
+    /// How the streaming average keeps its sums: Float64 (reproducible whatever the order in
+    /// which updates arrive) or Float32 (half the memory and a faster fold).
+    public var aggregationPrecision: AggregationPrecision = .float64
 
     public init(strategy: StrategyKind, model: ModelSpec, rounds: Int) {
         self.strategy = strategy; self.model = model; self.rounds = rounds
@@ -439,7 +442,11 @@ public actor Coordinator {
                 bytesOut = tensors.reduce(0) { $0 + $1.bytes.count } * selected.count
                 phase = .fit; phaseRound = round
                 expecting = Set(selected); lost = []; fits = []; refused = []; bytesIn = 0
-                aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) })
+                // One accumulator for the whole run, emptied each attempt: a fresh one the size
+                // of the model would cost more in page faults than folding an update.
+                if let aggregator { aggregator.reset() } else {
+                    aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) }, precision: configuration.aggregationPrecision)
+                }
                 // Each attempt has the whole round timeout, however long the back-offs before it were.
                 deadline = ContinuousClock.now + .seconds(configuration.roundTimeout)
                 try await dispatch(Envelope(.fitRequest(request)), to: selected, until: deadline)
@@ -453,7 +460,6 @@ public actor Coordinator {
             record = RoundMetrics(round: round, selected: selected, fit: fits.sorted { $0.client < $1.client }, refused: refused,
                                   dropped: dropped, evaluation: [], meanAccuracy: nil, bytesOut: bytesOut, bytesIn: bytesIn, attempts: attempts)
             if fits.count >= configuration.minFitClients, let aggregator, try aggregator.writeAverage(into: model) {
-                self.aggregator = nil  // its Float64 sums are not needed for evaluation
                 break
             }
             guard attempts < configuration.maxRoundAttempts else {
@@ -466,7 +472,6 @@ public actor Coordinator {
             logger.warning("round \(round): \(fits.count) update(s), \(configuration.minFitClients) required; retrying (attempt \(attempts + 1) of \(configuration.maxRoundAttempts)) in \(backoff) s")
             try await Task.sleep(for: .seconds(backoff))
         }
-        aggregator = nil
         let fitSeconds = (ContinuousClock.now - fitStart).seconds
 
         let evalStart = ContinuousClock.now

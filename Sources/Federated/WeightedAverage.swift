@@ -3,54 +3,83 @@ import NN
 import Tensor
 import Wire
 
+/// How `WeightedAverage` keeps its running sums.
+public enum AggregationPrecision: String, Sendable, Codable, CaseIterable {
+    /// Float64 sums (2× the model's size): a Float32 value times an integer example count is
+    /// exact in Float64, so the sums, and the average rounded once to Float32, do not depend
+    /// on the order in which updates arrive — runs with the same seed give the same model
+    /// bit for bit. (The one exception is an element whose updates nearly cancel so that a
+    /// Float64 sum rounds, and then only if that rounding moves the Float32 result: about
+    /// one element in 10⁸ of those.)
+    case float64
+    /// Float32 sums (1× the model's size, and a fold moves 1.6× fewer bytes): the average's
+    /// last bits depend on the order in which updates arrive, so two runs agree to about
+    /// 1e-7 relative, not bit for bit.
+    case float32
+}
+
 /// Streaming weighted average of model updates: each update is checked and folded
 /// into a running sum as it arrives, so the server holds one accumulator (O(model))
 /// whatever the number of clients.
 ///
 ///     average = Σ_k n_k · w_k / Σ_k n_k
 ///
-/// An update is validated whole — every expected name present once, shapes equal,
-/// Float32, every value finite — before any of it is added; a refused update leaves
-/// the sum untouched.
-///
-/// The sums are kept in Double: a Float32 value times an integer example count is
-/// exact there, so the average does not depend on the order in which clients'
-/// results arrive, and runs with the same seed give the same model bit for bit.
+/// An update is refused whole — a missing, unexpected or repeated name, a wrong shape or
+/// dtype, a NaN or infinite value — and a refused update leaves the sum as it was. Names,
+/// shapes and sizes are checked before anything is added; values are checked block by
+/// block just before each block is added (the block is then in cache, so the check costs
+/// no extra pass over memory), and a bad value takes back the blocks already added.
+/// With Float64 sums taking back is exact wherever the sums are (see `AggregationPrecision`).
 public final class WeightedAverage {
     /// Names and shapes every update must have, in order.
     public let template: [(name: String, shape: [Int])]
-    private let sums: [UnsafeMutableBufferPointer<Double>]
+    public let precision: AggregationPrecision
+    /// Tensor i's running sums: `count(i)` Float64 or Float32 values.
+    private let sums: [UnsafeMutableRawPointer]
+    private let counts: [Int]
     private let index: [String: Int]
     /// Σ n_k so far.
     public private(set) var totalWeight: Double = 0
     /// Clients folded in so far.
     public private(set) var contributors: [String] = []
 
-    public init(template: [(name: String, shape: [Int])]) {
+    /// Values checked and added at a time: 16 KB of Float32, well inside L1.
+    static let block = 4096
+
+    public init(template: [(name: String, shape: [Int])], precision: AggregationPrecision = .float64) {
         self.template = template
-        sums = template.map { .allocate(capacity: max($0.shape.reduce(1, *), 1)) }
+        self.precision = precision
+        counts = template.map { $0.shape.reduce(1, *) }
+        let width = precision == .float64 ? 8 : 4
+        sums = counts.map { UnsafeMutableRawPointer.allocate(byteCount: max($0, 1) * width, alignment: 64) }
         index = Dictionary(uniqueKeysWithValues: template.enumerated().map { ($1.name, $0) })
     }
 
     deinit { for s in sums { s.deallocate() } }
 
-    /// Checks that `tensors` is a complete, well-formed update for this template.
+    /// Bytes held by the running sums.
+    public var accumulatorBytes: Int { counts.reduce(0) { $0 + max($1, 1) } * (precision == .float64 ? 8 : 4) }
+
+    /// Checks that `tensors` is a complete, well-formed update for this template: names,
+    /// shapes, dtype and sizes, and with `values` also that every value is finite.
     /// - Throws: `FederatedError.badUpdate` naming the first problem.
-    public func validate(_ tensors: [WireTensor], client: String, round: UInt64) throws {
+    public func validate(_ tensors: [WireTensor], client: String, round: UInt64, values: Bool = true) throws {
         func bad(_ r: String) -> FederatedError { .badUpdate(client: client, round: round, reason: r) }
         var seen = Set<String>()
         for t in tensors {
             guard let i = index[t.name] else { throw bad("unexpected tensor \(t.name)") }
             guard seen.insert(t.name).inserted else { throw bad("tensor \(t.name) sent twice") }
             guard t.shape == template[i].shape else { throw bad("tensor \(t.name) has shape \(t.shape), expected \(template[i].shape)") }
-            guard t.dtype == .float32, t.bytes.count == template[i].shape.reduce(1, *) * 4 else {
-                throw bad("tensor \(t.name) is not \(template[i].shape.reduce(1, *)) Float32 values")
+            guard t.dtype == .float32, t.bytes.count == counts[i] * 4 else {
+                throw bad("tensor \(t.name) is not \(counts[i]) Float32 values")
             }
-            let finite = t.bytes.withUnsafeBytes { raw -> Bool in
-                let p = raw.bindMemory(to: Float.self)
-                return Reductions.allFinite(p.baseAddress!, count: p.count)
+            if values {
+                let finite = t.bytes.withUnsafeBytes { raw -> Bool in
+                    let p = raw.bindMemory(to: Float.self)
+                    return Reductions.allFinite(p.baseAddress!, count: p.count)
+                }
+                guard finite else { throw bad(Self.nonFinite(t.name)) }
             }
-            guard finite else { throw bad("tensor \(t.name) contains NaN or infinite values") }
         }
         if seen.count != template.count {
             let missing = template.map(\.name).filter { !seen.contains($0) }
@@ -58,29 +87,77 @@ public final class WeightedAverage {
         }
     }
 
+    /// Empties the average for the next round, keeping the sums' memory: a fresh
+    /// accumulator the size of the model costs more in page faults than a fold.
+    public func reset() {
+        totalWeight = 0
+        contributors = []
+    }
+
+    private static func nonFinite(_ name: String) -> String { "tensor \(name) contains NaN or infinite values" }
+
     /// Validates and adds one client's update with weight `weight` (its number of examples).
     public func add(_ tensors: [WireTensor], weight: Double, client: String, round: UInt64) throws {
         guard weight > 0, weight.isFinite else {
             throw FederatedError.badUpdate(client: client, round: round, reason: "weight (examples) \(weight) must be positive")
         }
-        try validate(tensors, client: client, round: round)
+        try validate(tensors, client: client, round: round, values: false)
+        // The first update sets the sums (no pass over a zeroed buffer); a refused first
+        // update leaves them unused, so it needs no taking back.
         let first = contributors.isEmpty
-        let w = weight
-        for t in tensors {
-            let sum = sums[index[t.name]!]
-            t.bytes.withUnsafeBytes { raw in
-                let p = raw.bindMemory(to: Float.self)
-                let dst = sum.baseAddress!
-                if first {
-                    // The first update initializes the sum: no pass over a zeroed buffer.
-                    for i in 0..<p.count { dst[i] = w * Double(p[i]) }
-                } else {
-                    for i in 0..<p.count { dst[i] += w * Double(p[i]) }
+        var added: [(tensor: Int, upTo: Int)] = []
+        for (position, t) in tensors.enumerated() {
+            let i = index[t.name]!
+            let badAt: Int? = t.bytes.withUnsafeBytes { raw in
+                let x = raw.bindMemory(to: Float.self).baseAddress!
+                var start = 0
+                while start < counts[i] {
+                    let n = min(Self.block, counts[i] - start)
+                    guard Reductions.allFinite(x + start, count: n) else { return start }
+                    fold(x + start, into: i, at: start, count: n, weight: weight, mode: first ? .set : .add)
+                    start += n
                 }
+                return nil
             }
+            if let badAt {
+                if !first {
+                    added.append((position, badAt))
+                    for (p, upTo) in added {
+                        tensors[p].bytes.withUnsafeBytes { raw in
+                            fold(raw.bindMemory(to: Float.self).baseAddress!, into: index[tensors[p].name]!, at: 0, count: upTo,
+                                 weight: weight, mode: .subtract)
+                        }
+                    }
+                }
+                throw FederatedError.badUpdate(client: client, round: round, reason: Self.nonFinite(t.name))
+            }
+            added.append((position, counts[i]))
         }
         totalWeight += weight
         contributors.append(client)
+    }
+
+    private enum FoldMode { case set, add, subtract }
+
+    /// sums[i][at..<at+count] (=, +=, −=) weight · x[0..<count]. Plain loops the compiler
+    /// vectorizes; memory-bound, so the Float64 conversion is free.
+    private func fold(_ x: UnsafePointer<Float>, into i: Int, at: Int, count: Int, weight: Double, mode: FoldMode) {
+        switch precision {
+        case .float64:
+            let s = sums[i].assumingMemoryBound(to: Double.self) + at
+            switch mode {
+            case .set: for j in 0..<count { s[j] = weight * Double(x[j]) }
+            case .add: for j in 0..<count { s[j] += weight * Double(x[j]) }
+            case .subtract: for j in 0..<count { s[j] -= weight * Double(x[j]) }
+            }
+        case .float32:
+            let s = sums[i].assumingMemoryBound(to: Float.self) + at, w = Float(weight)
+            switch mode {
+            case .set: for j in 0..<count { s[j] = w * x[j] }
+            case .add: for j in 0..<count { s[j] += w * x[j] }
+            case .subtract: for j in 0..<count { s[j] -= w * x[j] }
+            }
+        }
     }
 
     /// Writes the weighted average of everything added straight into `model`'s tensors of
@@ -101,8 +178,15 @@ public final class WeightedAverage {
 
     /// Tensor `i`'s weighted mean, rounded once to Float32, into `t`.
     private func writeMean(_ i: Int, to t: Tensor) {
-        let src = sums[i].baseAddress!, inv = 1 / totalWeight
-        for j in 0..<t.count { t.data[j] = Float(src[j] * inv) }
+        let dst = t.data, n = counts[i], inv = 1 / totalWeight
+        switch precision {
+        case .float64:
+            let src = sums[i].assumingMemoryBound(to: Double.self)
+            for j in 0..<n { dst[j] = Float(src[j] * inv) }
+        case .float32:
+            let src = sums[i].assumingMemoryBound(to: Float.self)
+            for j in 0..<n { dst[j] = Float(Double(src[j]) * inv) }
+        }
     }
 
     /// The weighted average of everything added (nil when nothing was).
@@ -121,9 +205,11 @@ public final class WeightedAverage {
 /// Pure weighted mean of small arrays, the definition `WeightedAverage` must agree with.
 public func weightedAverage(_ values: [[Float]], weights: [Double]) -> [Float] {
     precondition(values.count == weights.count && !values.isEmpty)
-    let total = weights.reduce(0, +)
+    // Scaled by the reciprocal of the total, as `WeightedAverage` does (a division per
+    // value would cost more than the fold); in Float64, before the one rounding to Float32.
+    let inverse = 1 / weights.reduce(0, +)
     return (0..<values[0].count).map { j in
-        Float(zip(values, weights).reduce(0.0) { $0 + Double($1.0[j]) * $1.1 } / total)
+        Float(zip(values, weights).reduce(0.0) { $0 + Double($1.0[j]) * $1.1 } * inverse)
     }
 }
 

@@ -1,8 +1,15 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A contiguous, row-major Float32 n-d array.
 ///
 /// `Tensor` has reference semantics: layers, optimizers and aggregators update
 /// their tensors in place, and a view (`reshaped(_:)`, `slice(_:)`) shares
-/// memory with the tensor it came from. Memory is allocated once, zero-filled,
+/// memory with the tensor it came from. Memory is allocated once, zero-filled
+/// (by `calloc`, so a large tensor's pages cost nothing until they are written),
 /// and released when the last view of it goes away. A tensor is not
 /// thread-safe: give each thread its own.
 public final class Tensor: @unchecked Sendable {
@@ -20,8 +27,12 @@ public final class Tensor: @unchecked Sendable {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
         self.count = shape.reduce(1, *)
-        self.data = .allocate(capacity: max(count, 1))
-        self.data.initialize(repeating: 0, count: max(count, 1))
+        // calloc: large blocks come zeroed from the kernel, untouched pages are not resident
+        // (a server's never-used gradient buffers cost no memory).
+        guard let raw = calloc(max(count, 1), MemoryLayout<Float>.stride) else {
+            fatalError("out of memory allocating a tensor of shape \(shape)")
+        }
+        self.data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         self.base = nil
     }
 
@@ -52,7 +63,7 @@ public final class Tensor: @unchecked Sendable {
     }
 
     deinit {
-        if base == nil { data.deallocate() }
+        if base == nil { free(data) }
     }
 
     /// Number of dimensions.

@@ -25,6 +25,7 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Clients that must be connected before the first round (default: --min-fit-clients).") var minClients: Int?
     @Option(help: "Requests outstanding at once (sent, not yet answered); default: every sampled client at once. Bounds memory when processes host many clients.") var maxInFlight: Int?
     @Option(help: "Client updates received at once; others wait, unread, until one completes (default: no bound). Each update being received costs one model of memory.") var maxConcurrentReceives: Int?
+    @Option(help: "Running sums of the streaming average: float64 (default; the average does not depend on the order in which updates arrive, so runs reproduce bit for bit) or float32 (half the memory, a faster fold, last bits depend on arrival order).") var aggregationPrecision: AggregationPrecision?
     @Option(help: "Seconds a round waits for results before closing with those it has.") var roundTimeout: Double?
     @Option(help: "Attempts at a round that misses its quorum before the run stops (default 3).") var maxRoundAttempts: Int?
     @Option(help: "Seconds to wait after an attempt that missed its quorum, times the attempt number (default: a tenth of --round-timeout, at most 5).") var roundRetryBackoff: Double?
@@ -55,6 +56,11 @@ struct FedServer: AsyncParsableCommand {
         c.minFitClients = try file.resolve(minFitClients, "min-fit-clients", 1)
         c.minClients = try file.resolve(minClients, "min-clients")
         c.maxInFlight = try file.resolve(maxInFlight, "max-in-flight")
+        let precision = try file.resolve(aggregationPrecision?.rawValue, "aggregation-precision", AggregationPrecision.float64.rawValue)
+        guard let p = AggregationPrecision(rawValue: precision) else {
+            throw ValidationError("--aggregation-precision (\(precision)) must be one of \(AggregationPrecision.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        c.aggregationPrecision = p
         c.roundTimeout = try file.resolve(roundTimeout, "round-timeout", 600)
         c.maxRoundAttempts = try file.resolve(maxRoundAttempts, "max-round-attempts", 3)
         c.roundRetryBackoff = try file.resolve(roundRetryBackoff, "round-retry-backoff")

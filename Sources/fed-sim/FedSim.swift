@@ -52,6 +52,7 @@ struct SimOptions: ParsableArguments {
     @Option(help: "Logical clients per fed-client process (one model in memory at a time per process); for many clients, e.g. --partition domain:20 --clients-per-process 10.") var clientsPerProcess: Int = 1
     @Option(help: "Seconds a round waits for its clients.") var roundTimeout: Double = 600
     @Option(help: "Client updates the server receives at once (fed-server --max-concurrent-receives); default: no bound.") var maxConcurrentReceives: Int?
+    @Option(help: "The server's running sums (fed-server --aggregation-precision): float64 or float32.") var aggregationPrecision: AggregationPrecision = .float64
 
     func validate() throws {
         if let r = rounds, r < 1 { throw ValidationError("--rounds (\(r)) must be at least 1") }
@@ -106,6 +107,7 @@ struct SimOptions: ParsableArguments {
         p.clientsPerProcess = clientsPerProcess
         p.roundTimeout = roundTimeout
         p.maxConcurrentReceives = maxConcurrentReceives
+        p.aggregationPrecision = aggregationPrecision
         return p
     }
 

@@ -75,6 +75,108 @@ final class AggregationTests: XCTestCase {
         XCTAssertEqual(avg.contributors, ["good"])
     }
 
+    /// Random updates for a template whose tensors span several of the average's blocks.
+    func randomUpdates(_ template: [(name: String, shape: [Int])], count: Int, seed: UInt64) -> [[WireTensor]] {
+        var rng = SeededGenerator(seed: seed)
+        return (0..<count).map { _ in
+            template.map { entry -> WireTensor in
+                let t = Tensor(zeros: entry.shape)
+                t.fillNormal(std: 1, using: &rng)
+                return WireTensor(name: entry.name, shape: entry.shape, floats: t.values)
+            }
+        }
+    }
+
+    func values(_ t: WireTensor) -> [Float] { try! t.floats() }
+
+    let blockTemplate: [(name: String, shape: [Int])] = [("w", [3, WeightedAverage.block + 5]), ("b", [7])]
+
+    /// Values are checked block by block as they are added: a NaN in the third block of the
+    /// second tensor refuses the update and takes back the tensor and the blocks already
+    /// added. With Float64 sums the average afterwards is bit for bit what it was.
+    func testANaNDeepInAnUpdateTakesBackWhatWasAlreadyAdded() throws {
+        let updates = randomUpdates(blockTemplate, count: 3, seed: 21)
+        for precision in AggregationPrecision.allCases {
+            let avg = WeightedAverage(template: blockTemplate, precision: precision)
+            try avg.add(updates[0], weight: 3, client: "a", round: 2)
+            try avg.add(updates[1], weight: 5, client: "b", round: 2)
+            let before = try XCTUnwrap(avg.result())
+            // "b" first, then "w" with a NaN at 2·block + 7: all of "b" and two blocks of "w" were added.
+            var poisoned = updates[2].reversed().map { $0 }
+            var w = values(poisoned[1])
+            w[2 * WeightedAverage.block + 7] = .nan
+            poisoned[1] = WireTensor(name: "w", shape: blockTemplate[0].shape, floats: w)
+            XCTAssertThrowsError(try avg.add(poisoned, weight: 1000, client: "evil", round: 2)) { error in
+                XCTAssertTrue("\(error)".contains("tensor w contains NaN") && "\(error)".contains("\"evil\""), "\(error)")
+            }
+            XCTAssertEqual(avg.contributors, ["a", "b"])
+            XCTAssertEqual(avg.totalWeight, 8)
+            let after = try XCTUnwrap(avg.result())
+            for name in ["w", "b"] {
+                let (x, y) = (before[name]!.values, after[name]!.values)
+                let tolerance: Float = precision == .float64 ? 0 : 1e-4
+                let moved = zip(x, y).filter { abs($0 - $1) > tolerance * max(1, abs($0)) }.count
+                XCTAssertEqual(moved, 0, "\(precision): \(moved) of \(x.count) values of \(name) moved")
+            }
+        }
+        // A NaN in the first block of the first update: nothing was added, nothing to take back.
+        let avg = WeightedAverage(template: blockTemplate)
+        var bad = updates[0]
+        bad[0] = WireTensor(name: "w", shape: blockTemplate[0].shape, floats: [Float.infinity] + Array(values(bad[0]).dropFirst()))
+        XCTAssertThrowsError(try avg.add(bad, weight: 1, client: "evil", round: 1))
+        XCTAssertNil(avg.result())
+        try avg.add(updates[1], weight: 2, client: "ok", round: 1)
+        XCTAssertTrue(avg.result()!["w"]!.values == values(updates[1][0]), "a refused first update left something behind")
+    }
+
+    /// Float64 sums: the exact weighted mean rounded once, whatever the order of arrival.
+    /// Float32 sums: within a few Float32 roundings of it.
+    func testBothPrecisionsAgreeWithTheWeightedMeanAndFloat64IgnoresArrivalOrder() throws {
+        let updates = randomUpdates(blockTemplate, count: 5, seed: 4)
+        let weights: [Double] = [120, 7, 3001, 55, 640]
+        let expected = blockTemplate.indices.map { i in
+            weightedAverage(updates.map { values($0[i]) }, weights: weights)
+        }
+        var previous: [[Float]]?
+        for order in [[0, 1, 2, 3, 4], [4, 2, 0, 3, 1], [3, 4, 1, 0, 2]] {
+            let avg = WeightedAverage(template: blockTemplate, precision: .float64)
+            for k in order { try avg.add(updates[k], weight: weights[k], client: "c\(k)", round: 1) }
+            let r = try XCTUnwrap(avg.result())
+            let values = blockTemplate.map { r[$0.name]!.values }
+            XCTAssertTrue(values == expected, "order \(order): not the exact weighted mean")
+            if let previous { XCTAssertTrue(values == previous, "order \(order) changed the average") }
+            previous = values
+        }
+        let avg = WeightedAverage(template: blockTemplate, precision: .float32)
+        for k in [4, 2, 0, 3, 1] { try avg.add(updates[k], weight: weights[k], client: "c\(k)", round: 1) }
+        let r = try XCTUnwrap(avg.result())
+        for (i, entry) in blockTemplate.enumerated() {
+            let off = zip(r[entry.name]!.values, expected[i]).filter { abs($0 - $1) > 1e-5 * max(1, abs($1)) }.count
+            XCTAssertEqual(off, 0, "float32 sums: \(off) values of \(entry.name) off")
+        }
+        XCTAssertEqual(avg.accumulatorBytes * 2, WeightedAverage(template: blockTemplate).accumulatorBytes)
+    }
+
+    /// `reset()` starts a new round in the same memory: the next average knows nothing of
+    /// the last, including when the next round's first update is refused.
+    func testResetStartsAFreshAverageInTheSameMemory() throws {
+        let updates = randomUpdates(blockTemplate, count: 3, seed: 8)
+        for precision in AggregationPrecision.allCases {
+            let avg = WeightedAverage(template: blockTemplate, precision: precision)
+            try avg.add(updates[0], weight: 9, client: "a", round: 1)
+            avg.reset()
+            XCTAssertNil(avg.result())
+            XCTAssertEqual(avg.contributors, [])
+            try avg.add(updates[1], weight: 2, client: "b", round: 2)
+            try avg.add(updates[2], weight: 6, client: "c", round: 2)
+            let fresh = WeightedAverage(template: blockTemplate, precision: precision)
+            try fresh.add(updates[1], weight: 2, client: "b", round: 2)
+            try fresh.add(updates[2], weight: 6, client: "c", round: 2)
+            XCTAssertTrue(avg.result()!["w"]!.values == fresh.result()!["w"]!.values, "\(precision): reset left something behind")
+            XCTAssertEqual(avg.contributors, ["b", "c"])
+        }
+    }
+
     func testFedBNSharesEverythingButBatchNormAndFedWonNeedsTheNormFreeModel() throws {
         let model = try ModelSpec.digitCNN(norm: .batch, widths: [4, 4, 8, 8, 8]).build()
         let shared = model.entries.filter(FedBN().isShared).map(\.name)
