@@ -433,10 +433,11 @@ public actor Coordinator {
             let bytesOut: Int
             let deadline: ContinuousClock.Instant
             do {
-                // The request's wire copy of the model lives only while it is being sent.
+                // The request reads the model's own memory (no wire copy); the model is written
+                // only after dispatch has returned, when no send of it is left in progress.
                 var request = Fedkit_V1_FitRequest()
                 request.round = round
-                let tensors = model.wireTensors(where: strategy.isShared)
+                let tensors = model.wireTensorViews(where: strategy.isShared)
                 request.parameters = Fedkit_V1_Payload(tensors)
                 request.config = settings.proto
                 bytesOut = tensors.reduce(0) { $0 + $1.bytes.count } * selected.count
@@ -478,7 +479,7 @@ public actor Coordinator {
         if round % UInt64(configuration.evaluateEvery) == 0 || round == UInt64(configuration.rounds) {
             var request = Fedkit_V1_EvaluateRequest()
             request.round = round
-            let tensors = model.wireTensors(where: strategy.isShared)
+            let tensors = model.wireTensorViews(where: strategy.isShared)
             request.parameters = Fedkit_V1_Payload(tensors)
             let targets = clients.keys.sorted()
             phase = .evaluate; phaseRound = round; expecting = Set(targets); evaluations = []

@@ -222,6 +222,19 @@ extension Model {
         }
     }
 
+    /// The tensors `include` selects, as wire tensors that *share the model's memory*: no
+    /// copy, so sending the model to many clients costs no memory of its own.
+    ///
+    /// They read the model at the moment each chunk is encoded, so the model must not be
+    /// written until every send of them has completed, failed or been abandoned (closed).
+    /// The coordinator writes its model only between rounds, after `sendAll` has returned.
+    public func wireTensorViews(where include: (StateEntry) -> Bool) -> [WireTensor] {
+        entries.filter(include).map { e in
+            try! WireTensor(name: e.name, shape: e.value.shape, dtype: .float32,
+                            bytes: Data(bytesNoCopy: UnsafeMutableRawPointer(e.value.data), count: e.value.count * 4, deallocator: .none))
+        }
+    }
+
     /// Copies received tensors into the model after checking every one of them.
     ///
     /// Each name must be one of `allowed` (a subset of the model's tensors, e.g. the

@@ -56,13 +56,18 @@ public final class PeerConnection: Sendable {
         let remaining = max(.zero, start.duration(to: deadline))
         // Both callbacks run on the channel's event loop; whichever completes `sent` first wins.
         let sent = channel.eventLoop.makePromise(of: Void.self)
+        let timedOut = NIOLoopBoundBox.makeBoxSendingValue(false, as: Bool.self, eventLoop: channel.eventLoop)
         let overdue = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(remaining / .nanoseconds(1)))) {
-            sent.fail(TransportError.sendDeadlineExceeded(peer: peer, seconds: start.duration(to: .now) / .seconds(1)))
+            // Closed before the sender hears of it: the chunks still queued (views of the
+            // sender's memory) are dropped by then. Closing fails the write, which must not
+            // win over the deadline.
+            timedOut.value = true
             channel.close(promise: nil)
+            sent.fail(TransportError.sendDeadlineExceeded(peer: peer, seconds: start.duration(to: .now) / .seconds(1)))
         }
         channel.writeAndFlush(envelope).whenComplete { result in
             overdue.cancel()
-            sent.completeWith(result)
+            if !timedOut.value { sent.completeWith(result) }
         }
         try await sent.futureResult.get()
     }

@@ -160,6 +160,14 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
         context.fireChannelWritabilityChanged()
     }
 
+    /// Closing drops the chunks not yet written at once (their payload may be a view of the
+    /// sender's memory, which it may reuse as soon as it learns the send is over), rather
+    /// than when the connection has finished closing.
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode != .input { failPending(ChannelError.ioOnClosedChannel) }
+        context.close(mode: mode, promise: promise)
+    }
+
     public func handlerRemoved(context: ChannelHandlerContext) {
         leave()
         failPending(ChannelError.ioOnClosedChannel)

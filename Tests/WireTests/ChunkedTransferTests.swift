@@ -14,14 +14,14 @@ final class ChunkedTransferTests: XCTestCase {
         return channel
     }
 
-    private func drainOutbound(_ channel: EmbeddedChannel) throws -> [ByteBuffer] {
+    func drainOutbound(_ channel: EmbeddedChannel) throws -> [ByteBuffer] {
         var frames: [ByteBuffer] = []
         while let frame = try channel.readOutbound(as: ByteBuffer.self) { frames.append(frame) }
         return frames
     }
 
     /// A digit-model-sized set of tensors: ~3 M floats, 12 MB.
-    private func bigTensors() -> [WireTensor] {
+    func bigTensors() -> [WireTensor] {
         [
             WireTensor(name: "conv1.weight", shape: [64, 3, 5, 5], floats: Samples.floats(64 * 75, seed: 10)),
             WireTensor(name: "fc1.weight", shape: [2048, 1400], floats: Samples.floats(2048 * 1400, seed: 11)),
@@ -322,6 +322,41 @@ final class ChunkedTransferTests: XCTestCase {
         _ = try? sender.finish()
         XCTAssertTrue(completed.done, "a write that never went out must fail, not hang")
         if completed.done { XCTAssertThrowsError(try done.futureResult.wait(), "it completed without going out") }
+    }
+}
+
+/// Below the chunking handler, takes a close request and holds it, as TLS does while it
+/// waits for the peer's close_notify: the connection is closing but not yet inactive.
+final class CloseHolder: ChannelOutboundHandler, @unchecked Sendable {
+    typealias OutboundIn = NIOAny
+    private(set) var held: EventLoopPromise<Void>?
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        held = promise ?? context.eventLoop.makePromise()
+    }
+}
+
+extension ChunkedTransferTests {
+    /// A payload's chunks may be views of the sender's memory (the coordinator sends its model
+    /// uncopied), and the sender takes an abandoned send as leave to write that memory again: so
+    /// closing must drop the queued chunks at once, not when the connection is finally inactive.
+    func testClosingDropsQueuedChunksBeforeTheConnectionIsInactive() throws {
+        let sender = EmbeddedChannel()
+        let holder = CloseHolder()
+        try sender.pipeline.syncOperations.addHandler(holder)
+        try sender.pipeline.syncOperations.addFrameCodec()
+        try sender.pipeline.syncOperations.addHandler(PayloadChunkingHandler(chunker: PayloadChunker(chunkSize: 1 << 20)))
+        sender.isWritable = false
+        let fit = Envelope(.fitRequest(.with { $0.parameters = Fedkit_V1_Payload(bigTensors()) }))
+        let done = sender.eventLoop.makePromise(of: Void.self)
+        let completed = Completion(done.futureResult)
+        sender.writeAndFlush(fit, promise: done)
+        XCTAssertFalse(completed.done, "nothing can go out while the channel is not writable")
+        sender.close(promise: nil)
+        XCTAssertNotNil(holder.held, "the close request did not reach the holder")
+        XCTAssertTrue(completed.done, "queued chunks outlived the close request")
+        sender.isWritable = true
+        sender.pipeline.fireChannelWritabilityChanged()
+        XCTAssertEqual(try drainOutbound(sender).count, 0, "a chunk was written after the close request")
     }
 }
 
