@@ -14,6 +14,15 @@ public enum AtomicFile {
     ///   (a full disk, a read-only directory); the previous file is then untouched and
     ///   the temporary file removed.
     public static func write(_ data: Data, to path: String) throws {
+        try write(to: path) { append in try data.withUnsafeBytes { try append($0) } }
+    }
+
+    /// Atomically replaces the file at `path` with the bytes `produce` passes, piece by
+    /// piece, to the function it is given: large content is written from where it lies,
+    /// without first being gathered into one buffer.
+    /// - Throws: `FederatedError.writeFailed` as `write(_:to:)`, or what `produce` throws;
+    ///   either way the previous file is untouched and the temporary file removed.
+    public static func write(to path: String, _ produce: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
         let temporary = "\(directory)/.\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
@@ -24,16 +33,21 @@ public enum AtomicFile {
         }
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw fail("cannot create \(temporary)") }
-        var ok = true
-        data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 { if errno == EINTR { continue }; ok = false; return }
-                offset += n
+        struct WriteFailed: Error {}
+        do {
+            try produce { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n < 0 { if errno == EINTR { continue }; throw WriteFailed() }
+                    offset += n
+                }
             }
+        } catch is WriteFailed {
+            let e = fail("write"); close(fd); throw e
+        } catch {
+            close(fd); unlink(temporary); throw error
         }
-        if !ok { let e = fail("write"); close(fd); throw e }
         if fsync(fd) != 0 { let e = fail("fsync"); close(fd); throw e }
         if close(fd) != 0 { throw fail("close") }
         if rename(temporary, path) != 0 { throw fail("rename") }

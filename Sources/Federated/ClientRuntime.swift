@@ -139,7 +139,7 @@ public final class ClientRuntime: @unchecked Sendable {
 
     func saveState(_ model: Model) throws {
         guard stateDirectory != nil else { return }
-        try TensorArchive.write(model.snapshot(), metadata: ClientStateMetadata(client: name, round: lastRound, model: spec), to: statePath)
+        try TensorArchive.write(model.liveState(), metadata: ClientStateMetadata(client: name, round: lastRound, model: spec), to: statePath)
     }
 
     /// Answers the server's requests on `connection` until it says Goodbye or goes away.

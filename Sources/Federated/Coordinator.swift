@@ -402,7 +402,7 @@ public actor Coordinator {
             round += 1
         }
         if let dir = configuration.stateDirectory {
-            try TensorArchive.write(globalState(), metadata: CheckpointMetadata(round: completedRound, strategy: configuration.strategy,
+            try TensorArchive.write(model.liveState(where: strategy.isShared), metadata: CheckpointMetadata(round: completedRound, strategy: configuration.strategy,
                                                                                  model: configuration.model, metrics: metrics),
                                     to: dir + "/final-model.fkt")
         }
@@ -500,7 +500,7 @@ public actor Coordinator {
         let checkpointStart = ContinuousClock.now
         if let dir = configuration.stateDirectory {
             // A checkpoint that cannot be written stops the run: the previous one stays intact.
-            try TensorArchive.write(globalState(), metadata: CheckpointMetadata(round: round, strategy: configuration.strategy,
+            try TensorArchive.write(model.liveState(where: strategy.isShared), metadata: CheckpointMetadata(round: round, strategy: configuration.strategy,
                                                                                  model: configuration.model, metrics: metrics),
                                     to: Self.checkpointPath(dir))
             try AtomicFile.write(JSONLines.encode(metrics), to: dir + "/metrics.jsonl")

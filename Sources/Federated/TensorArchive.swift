@@ -22,6 +22,14 @@ public enum TensorArchive {
 
     /// Encodes `tensors` and `metadata` into the archive format.
     public static func encode<M: Codable>(_ tensors: StateDictionary, metadata: M) throws -> Data {
+        var out = Data()
+        try stream(tensors, metadata: metadata) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// Passes the archive's bytes in order to `append`: the prefix and header, then each
+    /// tensor straight from its memory, then the digest.
+    static func stream<M: Codable>(_ tensors: StateDictionary, metadata: M, to append: (UnsafeRawBufferPointer) throws -> Void) throws {
         var entries: [Header<M>.Entry] = []
         var offset = 0
         for (name, t) in tensors.entries {
@@ -29,16 +37,21 @@ public enum TensorArchive {
             offset += t.count
         }
         let header = try JSONEncoder().encode(Header(metadata: metadata, tensors: entries))
-        var out = Data(capacity: 16 + header.count + offset * 4 + 32)
-        out.append(magic)
-        withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(header)
+        var prefix = magic
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { prefix.append(contentsOf: $0) }
+        prefix.append(header)
+        var digest = SHA256()
+        func put(_ raw: UnsafeRawBufferPointer) throws {
+            digest.update(bufferPointer: raw)
+            try append(raw)
+        }
+        try prefix.withUnsafeBytes { try put($0) }
         for (_, t) in tensors.entries {
             // Float32 is little-endian on every platform FedKit runs on.
-            out.append(UnsafeBufferPointer(start: t.data, count: t.count))
+            try put(UnsafeRawBufferPointer(start: t.data, count: t.count * 4))
         }
-        out.append(contentsOf: SHA256.hash(data: out))
-        return out
+        let sum = Data(digest.finalize())
+        try sum.withUnsafeBytes { try append($0) }
     }
 
     /// Decodes an archive made by `encode`.
@@ -74,9 +87,10 @@ public enum TensorArchive {
         return (dict, header.metadata)
     }
 
-    /// Atomically writes an archive to `path`.
+    /// Atomically writes an archive to `path`, each tensor straight from its memory (no
+    /// copy of the model is made, however large it is).
     public static func write<M: Codable>(_ tensors: StateDictionary, metadata: M, to path: String) throws {
-        try AtomicFile.write(encode(tensors, metadata: metadata), to: path)
+        try AtomicFile.write(to: path) { append in try stream(tensors, metadata: metadata, to: append) }
     }
 
     /// Reads the archive at `path`, or returns nil when there is no file.

@@ -35,6 +35,12 @@ extension Model {
         StateDictionary(entries.filter(include).map { ($0.name, $0.value.copy()) })
     }
 
+    /// The model's own tensors (all of them, or those `include` selects), not copies:
+    /// writing to them changes the model.
+    public func liveState(where include: (StateEntry) -> Bool = { _ in true }) -> StateDictionary {
+        StateDictionary(entries.filter(include).map { ($0.name, $0.value) })
+    }
+
     /// Copies the tensors of `dictionary` into the model.
     ///
     /// Every name must be one of the model's, with the same shape; with

@@ -38,8 +38,10 @@ public struct PayloadAssembler: Sendable {
     /// Takes one inbound envelope.
     /// - Returns: `nil` when the envelope was a chunk, otherwise the envelope with any payload
     ///   reassembled and validated.
+    ///   `owner`, when given, is kept alive by the reassembled tensors' memory: it is released
+    ///   when the last of them is (a receive permit uses this to cover the payload's whole life).
     /// - Throws: a `WireError` naming the transfer or tensor at fault; the transfer is dropped.
-    public mutating func receive(_ envelope: Envelope) throws -> Envelope? {
+    public mutating func receive(_ envelope: Envelope, owner: AnyObject? = nil) throws -> Envelope? {
         if case .chunk(let chunk) = envelope.body {
             try absorb(chunk)
             return nil
@@ -50,7 +52,7 @@ public struct PayloadAssembler: Sendable {
             _ = try set.wireTensors()
             return envelope
         case .chunked(let reference):
-            let set = try complete(reference)
+            let set = try complete(reference, owner: owner)
             var result = envelope
             result.payload = Fedkit_V1_Payload.with { $0.content = .inline(set) }
             return result
@@ -92,7 +94,7 @@ public struct PayloadAssembler: Sendable {
         }
     }
 
-    private mutating func complete(_ reference: Fedkit_V1_ChunkedPayload) throws -> Fedkit_V1_TensorSet {
+    private mutating func complete(_ reference: Fedkit_V1_ChunkedPayload, owner: AnyObject?) throws -> Fedkit_V1_TensorSet {
         guard let transfer = open, transfer.id == reference.transferID else {
             open = nil
             throw WireError.missingChunks(transferID: reference.transferID, announcedChunks: reference.chunkCount, receivedChunks: 0)
@@ -120,7 +122,7 @@ public struct PayloadAssembler: Sendable {
                 throw WireError.crc32cMismatch(transferID: transfer.id, announced: reference.crc32C.hexString, computed: crc.bigEndianBytes.hexString)
             }
         }
-        let set = try TensorSetParser.parse(transfer.bytes)  // tensors share the reassembled buffer
+        let set = try TensorSetParser.parse(transfer.bytes, owner: owner)  // tensors share the reassembled buffer
         _ = try set.wireTensors()
         return set
     }

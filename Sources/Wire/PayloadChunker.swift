@@ -10,8 +10,9 @@ import SwiftProtobuf
 /// serialized set, so that the receiver (`PayloadAssembler`) verifies everything before it
 /// decodes or applies a single tensor.
 public struct PayloadChunker: Sendable {
-    /// Default bytes of payload per chunk: 4 MiB.
-    public static let defaultChunkSize = 4 << 20
+    /// Default bytes of payload per chunk: 1 MiB (smaller frames mean less buffered per
+    /// connection at both ends; measured no slower than 4 MiB, see docs/server-memory.md).
+    public static let defaultChunkSize = 1 << 20
     /// Default largest serialized payload sent inline: 1 MiB.
     public static let defaultInlineLimit = 1 << 20
 

@@ -82,8 +82,20 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
             holdsPermit = true
         }
         do {
-            let complete = try assembler.receive(envelope)
-            if holdsPermit && !assembler.hasOpenTransfer { releasePermit() }
+            // A reassembled payload keeps its permit until the last view of its memory is gone
+            // (the receiver has used it, e.g. folded an update into an average), not just until
+            // it is complete: the bound is on payloads in memory, not only on those arriving.
+            var lease: PermitLease?
+            if holdsPermit, let permits, case .chunked? = envelope.payload?.content { lease = PermitLease(permits) }
+            let complete = try assembler.receive(envelope, owner: lease)
+            if holdsPermit && !assembler.hasOpenTransfer {
+                if let lease, complete != nil {
+                    holdsPermit = false
+                    lease.armed = true  // released with the payload's memory
+                } else {
+                    releasePermit()
+                }
+            }
             if let complete { context.fireChannelRead(Self.wrapInboundOut(complete)) }
         } catch {
             failed = true  // the connection is unusable: ignore whatever follows
@@ -198,3 +210,14 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
 
 @available(*, unavailable)
 extension PayloadChunkingHandler: Sendable {}
+
+/// A receive permit handed over to a reassembled payload: given back when the payload's
+/// memory is released (the lease is kept alive by it), once armed.
+final class PermitLease: @unchecked Sendable {
+    private let permits: ReceivePermits
+    /// Set once the payload exists; a lease dropped before that gives nothing back (the
+    /// handler still holds, and releases, the permit itself).
+    var armed = false
+    init(_ permits: ReceivePermits) { self.permits = permits }
+    deinit { if armed { permits.release() } }
+}

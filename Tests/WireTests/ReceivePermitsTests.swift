@@ -47,16 +47,22 @@ final class ReceivePermitsTests: XCTestCase {
         try b.writeInbound(Envelope(.heartbeat(.with { $0.unixMillis = 7 })))
         XCTAssertEqual(try received(b), [])
 
-        // a completes: its permit passes to b, whose parked envelopes are replayed in order.
+        // a completes: its payload keeps the permit for as long as it is in memory...
         for e in ua.dropFirst() { try a.writeInbound(e) }
-        let fromA = try received(a)
-        XCTAssertEqual(fromA.count, 1)
-        XCTAssertEqual(try fromA[0].payload?.wireTensors(), ta)
+        try withExtendedLifetime(try received(a)) { fromA in
+            XCTAssertEqual(fromA.count, 1)
+            XCTAssertEqual(try fromA[0].payload?.wireTensors(), ta)
+            loop.run()
+            XCTAssertEqual(try received(b), [], "b got the permit while a's payload was still in use")
+        }
+        // ...and gives it back with its memory: b's parked envelopes are replayed in order.
         loop.run()
-        let fromB = try received(b)
-        XCTAssertEqual(fromB.map(\.kind), ["fit_result", "heartbeat"])
-        XCTAssertEqual(try fromB[0].payload?.wireTensors(), tb)
-        XCTAssertEqual(permits.free, 1, "b's permit was not returned when its payload completed")
+        try withExtendedLifetime(try received(b)) { fromB in
+            XCTAssertEqual(fromB.map(\.kind), ["fit_result", "heartbeat"])
+            XCTAssertEqual(try fromB.first?.payload?.wireTensors(), tb)
+            XCTAssertEqual(permits.free, 0, "b's permit was returned while its payload was in use")
+        }
+        XCTAssertEqual(permits.free, 1, "b's permit was not returned with its payload's memory")
         _ = try a.finish(); _ = try b.finish()
     }
 
@@ -72,9 +78,10 @@ final class ReceivePermitsTests: XCTestCase {
         _ = try? b.finish()                          // b leaves while waiting
         _ = try? a.finish()                          // a dies mid-payload: the permit must not be lost
         loop.run()
-        let fromC = try received(c)
-        XCTAssertEqual(fromC.count, 1, "c never got the permit")
-        XCTAssertEqual(try fromC.first?.payload?.wireTensors(), tc)
+        try withExtendedLifetime(try received(c)) { fromC in
+            XCTAssertEqual(fromC.count, 1, "c never got the permit")
+            XCTAssertEqual(try fromC.first?.payload?.wireTensors(), tc)
+        }
         XCTAssertEqual(permits.free, 1)
         _ = try c.finish()
     }

@@ -17,6 +17,38 @@ final class TensorSetParserTests: XCTestCase {
         XCTAssertEqual(try TensorSetParser.parse(try serialized(set)), set)
     }
 
+    /// Every tensor's data is a view of the reassembled buffer, including those lying past
+    /// 16 MiB (where a `ByteBuffer` slice would be a copy), and the owner lives as long as
+    /// any view does. (Foundation copies a `Data` of a few bytes inline; tensors are larger.)
+    func testTensorDataAreViewsOfTheBufferAndKeepTheOwnerAlive() throws {
+        final class Owner { var released: () -> Void = {}; deinit { released() } }
+        let big = [Float](repeating: 0.5, count: 5 << 20)  // 20 MiB
+        let set = Fedkit_V1_TensorSet([WireTensor(name: "big", shape: [big.count], floats: big),
+                                       WireTensor(name: "after", shape: [100], floats: (0..<100).map(Float.init))])
+        let buffer = try serialized(set)
+        var released = false
+        var parsed: Fedkit_V1_TensorSet? = try {
+            let owner = Owner()
+            owner.released = { released = true }
+            return try TensorSetParser.parse(buffer, owner: owner)
+        }()
+        XCTAssertEqual(parsed, set)
+        buffer.withUnsafeReadableBytes { raw in
+            let range = UInt(bitPattern: raw.baseAddress!)..<UInt(bitPattern: raw.baseAddress! + raw.count)
+            for tensor in parsed!.tensors {
+                tensor.data.withUnsafeBytes { data in
+                    XCTAssertTrue(range.contains(UInt(bitPattern: data.baseAddress!)), "\(tensor.name) was copied")
+                }
+            }
+        }
+        var after: Data? = parsed!.tensors[1].data
+        parsed = nil
+        XCTAssertFalse(released, "the owner went while a view was alive")
+        XCTAssertEqual(after?.count, 400)
+        after = nil
+        XCTAssertTrue(released, "the owner outlived every view")
+    }
+
     func testUnpackedShapeAndUnknownFieldsAreHandled() throws {
         // Tensor { name: "w", shape: 2 (unpacked), shape: 1 (unpacked), unknown field 9 (varint), dtype: 1, data: 8 bytes }
         let tensor: [UInt8] = [0x0A, 0x01, 0x77, 0x10, 0x02, 0x10, 0x01, 0x48, 0x05, 0x18, 0x01, 0x22, 0x08] + [UInt8](repeating: 0, count: 8)
