@@ -5,7 +5,7 @@ import NIOCore
 ///
 /// `NIOSSLHandler` encrypts everything written between two flushes into one outbound buffer,
 /// and keeps that buffer's capacity for the rest of the connection. A chunked model is written
-/// as one run of 4 MiB frames and flushed once, so without slicing every connection that was
+/// as one run of frames and flushed once, so without slicing every connection that was
 /// ever sent a model kept a buffer the size of the model (57 MB for the digit model): the
 /// server's memory grew by one model per connected client. Slicing bounds that buffer to about
 /// `sliceSize` per connection.
@@ -18,8 +18,9 @@ final class TLSWriteSlicer: ChannelOutboundHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// Default largest slice: 256 KiB.
-    static let defaultSliceSize = 256 << 10
+    /// Default largest slice: 64 KiB (256 KiB kept ~13 MB more with 50 clients, for no
+    /// measurable throughput; docs/server-memory.md).
+    static let defaultSliceSize = 64 << 10
 
     /// Largest write passed to the TLS handler before a flush.
     let sliceSize: Int
