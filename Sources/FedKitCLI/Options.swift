@@ -104,6 +104,17 @@ public struct LineLogHandler: LogHandler {
 
     public init(label: String, json: Bool) { self.label = label; self.json = json }
 
+    /// Now in UTC as ISO 8601 (`2026-11-29T09:20:30Z`), by the C library: a Foundation date
+    /// formatter per record cost time and loaded ICU's data into every daemon.
+    static func timestamp() -> String {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        var buffer = [CChar](repeating: 0, count: 32)
+        let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
+        return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
@@ -112,7 +123,7 @@ public struct LineLogHandler: LogHandler {
     public func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String,
                     file: String, function: String, line: UInt) {
         let all = metadata.merging(extra ?? [:]) { $1 }
-        let time = ISO8601DateFormatter().string(from: Date())
+        let time = Self.timestamp()
         var text: String
         if json {
             var object: [String: String] = ["time": time, "level": level.rawValue, "logger": label, "message": "\(message)"]
