@@ -8,9 +8,9 @@ public enum AggregationPrecision: String, Sendable, Codable, CaseIterable {
     /// Float64 sums (2× the model's size): a Float32 value times an integer example count is
     /// exact in Float64, so the sums, and the average rounded once to Float32, do not depend
     /// on the order in which updates arrive — runs with the same seed give the same model
-    /// bit for bit. (The one exception is an element whose updates nearly cancel so that a
-    /// Float64 sum rounds, and then only if that rounding moves the Float32 result: about
-    /// one element in 10⁸ of those.)
+    /// bit for bit. (The exception: an element whose clients' values differ so much in
+    /// magnitude that a Float64 partial sum rounds — and then only if that rounding changes
+    /// the Float32 result, a chance of about 2⁻²⁹ for such an element.)
     case float64
     /// Float32 sums (1× the model's size, and a fold moves 1.6× fewer bytes): the average's
     /// last bits depend on the order in which updates arrive, so two runs agree to about
