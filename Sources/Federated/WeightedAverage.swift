@@ -51,7 +51,11 @@ public final class WeightedAverage {
         self.precision = precision
         counts = template.map { $0.shape.reduce(1, *) }
         let width = precision == .float64 ? 8 : 4
-        sums = counts.map { UnsafeMutableRawPointer.allocate(byteCount: max($0, 1) * width, alignment: 64) }
+        sums = counts.map { n in
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1) * width, alignment: 64)
+            if precision == .float64 { raw.bindMemory(to: Double.self, capacity: max(n, 1)) } else { raw.bindMemory(to: Float.self, capacity: max(n, 1)) }
+            return raw
+        }
         index = Dictionary(uniqueKeysWithValues: template.enumerated().map { ($1.name, $0) })
     }
 
