@@ -1,7 +1,5 @@
-import Crypto
 import Foundation
-import SwiftASN1
-import X509
+import Transport
 
 /// Creates a throw-away federation PKI as PEM files: a CA, a server certificate for
 /// `localhost`/127.0.0.1 and one client certificate per name (its common name is the
@@ -11,39 +9,14 @@ public enum EphemeralCertificates {
     /// Writes ca.crt, server.crt/.key and NAME.crt/.key for every client into `directory`.
     public static func write(to directory: String, clients: [String], validFor seconds: TimeInterval = 7 * 86_400) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let now = Date()
-        let notBefore = now.addingTimeInterval(-300), notAfter = now.addingTimeInterval(seconds)
-        let caKey = P256.Signing.PrivateKey()
-        let caName = try DistinguishedName { CommonName("FedKit simulation CA") }
-        let ca = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: .init(caKey.publicKey),
-            notValidBefore: notBefore, notValidAfter: notAfter, issuer: caName, subject: caName,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
-                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
-            },
-            issuerPrivateKey: .init(caKey))
-        try save(ca.serializeAsPEM().pemString, "\(directory)/ca.crt")
-
-        func issue(_ name: String, server: Bool) throws {
-            let key = P256.Signing.PrivateKey()
-            let cert = try Certificate(
-                version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
-                notValidBefore: notBefore, notValidAfter: notAfter, issuer: caName,
-                subject: try DistinguishedName { CommonName(name) },
-                extensions: try Certificate.Extensions {
-                    Critical(BasicConstraints.notCertificateAuthority)
-                    Critical(KeyUsage(digitalSignature: true))
-                    try ExtendedKeyUsage([server ? .serverAuth : .clientAuth])
-                    if server { SubjectAlternativeNames([.dnsName("localhost"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))]) }
-                },
-                issuerPrivateKey: .init(caKey))
-            let file = server ? "server" : name
-            try save(cert.serializeAsPEM().pemString, "\(directory)/\(file).crt")
-            try save(key.pemRepresentation, "\(directory)/\(file).key", mode: 0o600)
+        let pki = try EphemeralPKI(name: "FedKit simulation CA", validFor: seconds)
+        try save(pki.ca.serializeAsPEM().pemString, "\(directory)/ca.crt")
+        func store(_ issued: EphemeralPKI.Issued, as file: String) throws {
+            try save(issued.certificate.serializeAsPEM().pemString, "\(directory)/\(file).crt")
+            try save(issued.key.pemRepresentation, "\(directory)/\(file).key", mode: 0o600)
         }
-        try issue("localhost", server: true)
-        for c in clients { try issue(c, server: false) }
+        try store(pki.issue(commonName: "localhost", server: true, dnsNames: ["localhost"], addresses: [[127, 0, 0, 1]]), as: "server")
+        for c in clients { try store(pki.issue(commonName: c, server: false), as: c) }
     }
 
     static func save(_ text: String, _ path: String, mode: Int = 0o644) throws {
