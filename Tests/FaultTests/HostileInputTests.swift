@@ -25,12 +25,8 @@ final class HostileInputTests: XCTestCase {
         config.roundTimeout = 4
         config.maxOffences = maxOffences
         config.maxExamplesPerClient = maxExamples
-        let recorder = LogRecorder()
-        let coordinator = try Coordinator(configuration: config, logger: recorder.logger)
-        let server = try await InProcess.startServer()
-        let port = server.port
-        let honest = try InProcess.runtime("mnist-0", domain: .mnist, model: config.model)
-        let honestTask = Task { try await InProcess.serveHonestly(honest, port: port) }
+        let federation = try await InProcess.start(config)
+        let (recorder, coordinator, port) = (federation.recorder, federation.coordinator, federation.port)
         let disconnected = ManagedFlag()
         var hostileTask: Task<Void, Error>?
         if let attack {
@@ -40,10 +36,9 @@ final class HostileInputTests: XCTestCase {
                 if await answerAsCraftedClient(on: connection, disconnected: disconnected, fit: attack) { disconnected.set() }
             }
         }
-        let metrics = try await coordinator.run(connections: server.connections)
+        let metrics = try await coordinator.run(connections: federation.server.connections)
         let global = InProcess.bytes(await coordinator.globalState())
-        await server.close()
-        _ = try? await honestTask.value
+        await federation.close()
         _ = try? await hostileTask?.value
         return Outcome(metrics: metrics, global: global, log: recorder.all, hostileDisconnected: disconnected.value)
     }
@@ -147,21 +142,16 @@ final class HostileInputTests: XCTestCase {
         var config = InProcess.configuration(rounds: 4, minFit: 1, minClients: 2)
         config.roundTimeout = 1
         config.maxOffences = 2
-        let recorder = LogRecorder()
-        let coordinator = try Coordinator(configuration: config, logger: recorder.logger)
-        let server = try await InProcess.startServer()
-        let port = server.port
-        let honest = try InProcess.runtime("mnist-0", domain: .mnist, model: config.model)
-        let honestTask = Task { try await InProcess.serveHonestly(honest, port: port) }
+        let federation = try await InProcess.start(config)
+        let (recorder, coordinator, port) = (federation.recorder, federation.coordinator, federation.port)
         let connection = try await InProcess.connect("slow-0", port: port, hello: InProcess.hello("slow-0", declaredExamples: 40, domain: "svhn"))
         let disconnected = ManagedFlag()
         let delay = Duration.milliseconds(1300)
         let slowTask = Task { [connection, disconnected] in
             _ = await answerAsCraftedClient(on: connection, disconnected: disconnected, delay: delay) { [HostileInputTests.result($0, $1)] }
         }
-        let metrics = try await coordinator.run(connections: server.connections)
-        await server.close()
-        _ = try? await honestTask.value
+        let metrics = try await coordinator.run(connections: federation.server.connections)
+        await federation.close()
         _ = try? await slowTask.value
 
         XCTAssertEqual(metrics.map(\.round), [1, 2, 3, 4])

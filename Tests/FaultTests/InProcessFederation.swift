@@ -104,6 +104,32 @@ enum InProcess {
         _ = try await runtime.serve(connection)
     }
 
+    /// What an in-process fault test starts from: a coordinator logging into `recorder`, its
+    /// TLS server, and the honest "mnist-0" (MNIST) serving from `honest`.
+    struct Federation {
+        let recorder: LogRecorder
+        let coordinator: Coordinator
+        let server: FederationServer
+        let honest: Task<Void, Error>
+        var port: Int { server.port }
+
+        /// Closes the server, then waits for the honest client to finish.
+        func close() async {
+            await server.close()
+            _ = try? await honest.value
+        }
+    }
+
+    static func start(_ configuration: CoordinatorConfiguration) async throws -> Federation {
+        let recorder = LogRecorder()
+        let coordinator = try Coordinator(configuration: configuration, logger: recorder.logger)
+        let server = try await startServer()
+        let port = server.port
+        let honest = try runtime("mnist-0", domain: .mnist, model: configuration.model)
+        return Federation(recorder: recorder, coordinator: coordinator, server: server,
+                          honest: Task { try await serveHonestly(honest, port: port) })
+    }
+
     static func startServer() async throws -> FederationServer {
         var serverConfig = ServerConfiguration.mutualTLS(credentials: try TestPKI.shared.get().credentials("server"))
         serverConfig.logger = quiet

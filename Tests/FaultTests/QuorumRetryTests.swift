@@ -45,13 +45,9 @@ final class QuorumRetryTests: XCTestCase {
     func testAClientThatJoinsAndLeavesIsWaitedForAndTheRoundCompletesWhenItStays() async throws {
         let backoff = 0.4
         let config = configuration(attempts: 4, backoff: backoff)
-        let recorder = LogRecorder()
-        let coordinator = try Coordinator(configuration: config, logger: recorder.logger)
-        let server = try await InProcess.startServer()
-        let port = server.port
-        let steady = try InProcess.runtime("mnist-0", domain: .mnist, model: config.model)
+        let federation = try await InProcess.start(config)
+        let (recorder, coordinator, port) = (federation.recorder, federation.coordinator, federation.port)
         let staying = try InProcess.runtime("flap-0", domain: .usps, model: config.model)
-        let steadyTask = Task { try await InProcess.serveHonestly(steady, port: port) }
         let requests = Requests()
         let flapper = Task {
             for _ in 0..<3 { _ = try await QuorumRetryTests.joinAndLeave(port: port, requests: requests) }
@@ -59,16 +55,15 @@ final class QuorumRetryTests: XCTestCase {
         }
         let metrics: [RoundMetrics]
         do {
-            metrics = try await coordinator.run(connections: server.connections)
+            metrics = try await coordinator.run(connections: federation.server.connections)
         } catch {
             flapper.cancel()
             XCTFail("the run stopped with attempts left: \(error)\n" + recorder.all.suffix(20).joined(separator: "\n"))
-            await server.close()
+            await federation.close()
             return
         }
         _ = try? await flapper.value
-        await server.close()
-        _ = try? await steadyTask.value
+        await federation.close()
 
         XCTAssertEqual(metrics.map(\.round), [1, 2])
         XCTAssertEqual(metrics[0].attempts, 4, "round 1 should have completed at its 4th attempt")
@@ -90,12 +85,8 @@ final class QuorumRetryTests: XCTestCase {
     /// round 1, with an error naming the round, the attempts and the quorum.
     func testAQuorumNeverMetStopsTheRunAfterExactlyMaxRoundAttempts() async throws {
         let config = configuration(attempts: 3, backoff: 0.2)
-        let recorder = LogRecorder()
-        let coordinator = try Coordinator(configuration: config, logger: recorder.logger)
-        let server = try await InProcess.startServer()
-        let port = server.port
-        let steady = try InProcess.runtime("mnist-0", domain: .mnist, model: config.model)
-        let steadyTask = Task { try await InProcess.serveHonestly(steady, port: port) }
+        let federation = try await InProcess.start(config)
+        let (recorder, coordinator, port) = (federation.recorder, federation.coordinator, federation.port)
         let requests = Requests()
         let stop = ManagedFlag()
         let flapper = Task {
@@ -103,15 +94,15 @@ final class QuorumRetryTests: XCTestCase {
         }
         var thrown: Error?
         do {
-            _ = try await coordinator.run(connections: server.connections)
+            _ = try await coordinator.run(connections: federation.server.connections)
         } catch {
             thrown = error
         }
         stop.set()
-        await server.close()  // ends the sessions, so the flapping loop sees the flag
+        await federation.server.close()  // ends the sessions, so the flapping loop sees the flag
         flapper.cancel()
         _ = await flapper.result
-        steadyTask.cancel()
+        federation.honest.cancel()
 
         let error = try XCTUnwrap(thrown as? FederatedError, "the run did not fail: \(String(describing: thrown))")
         XCTAssertEqual(error, .roundAttemptsExhausted(round: 1, attempts: 3, answered: 1, required: 2))
@@ -130,13 +121,9 @@ final class QuorumRetryTests: XCTestCase {
     func testAClientReconnectingDuringAnAttemptIsNotWaitedForUntilTheDeadline() async throws {
         var config = configuration(attempts: 2, backoff: 0.1)
         config.rounds = 1
-        let recorder = LogRecorder()
-        let coordinator = try Coordinator(configuration: config, logger: recorder.logger)
-        let server = try await InProcess.startServer()
-        let port = server.port
-        let steady = try InProcess.runtime("mnist-0", domain: .mnist, model: config.model)
+        let federation = try await InProcess.start(config)
+        let (recorder, coordinator, port) = (federation.recorder, federation.coordinator, federation.port)
         let second = try InProcess.runtime("flap-0", domain: .usps, model: config.model)
-        let steadyTask = Task { try await InProcess.serveHonestly(steady, port: port) }
         let flapper = Task {
             let first = try await InProcess.connect("flap-0", port: port, hello: InProcess.hello("flap-0", declaredExamples: 40, domain: "usps"))
             for try await envelope in first.inbound { if case .fitRequest = envelope.body { break } }
@@ -144,11 +131,10 @@ final class QuorumRetryTests: XCTestCase {
             try await InProcess.serveHonestly(second, port: port)
         }
         let started = ContinuousClock.now
-        let metrics = try await coordinator.run(connections: server.connections)
+        let metrics = try await coordinator.run(connections: federation.server.connections)
         let elapsed = (ContinuousClock.now - started).seconds
         _ = try? await flapper.value
-        await server.close()
-        _ = try? await steadyTask.value
+        await federation.close()
 
         XCTAssertEqual(metrics.map(\.attempts), [2])
         XCTAssertEqual(metrics[0].fit.map(\.client), ["flap-0", "mnist-0"])
