@@ -121,6 +121,8 @@ public actor Coordinator {
     /// Clients of the round in progress that disconnected or could not be sent their request.
     var lost: Set<String> = []
     var aggregator: WeightedAverage?
+    /// The precision of the running sums in use (nil before the first round).
+    var aggregatorPrecision: AggregationPrecision? { aggregator?.precision }
     var fits: [ClientFit] = []
     var evaluations: [ClientEvaluation] = []
     var refused: [String] = []

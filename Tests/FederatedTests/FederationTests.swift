@@ -82,6 +82,8 @@ final class FederationTests: XCTestCase {
         var global: StateDictionary
         var runtimes: [ClientRuntime]
         var log: WireLog
+        /// The precision of the coordinator's running sums (nil if it never aggregated).
+        var precision: AggregationPrecision?
     }
 
     /// Runs a federation of in-process clients over real mutual TLS on 127.0.0.1.
@@ -105,7 +107,8 @@ final class FederationTests: XCTestCase {
         let metrics = try await coordinator.run(connections: server.connections)
         await server.close()
         for t in tasks { _ = try? await t.value }
-        return Run(metrics: metrics, global: await coordinator.globalState(), runtimes: runtimes, log: log)
+        return Run(metrics: metrics, global: await coordinator.globalState(), runtimes: runtimes, log: log,
+                   precision: await coordinator.aggregatorPrecision)
     }
 
     func config(_ strategy: StrategyKind, norm: Norm, rounds: Int, clients: Int, stateDirectory: String? = nil) -> CoordinatorConfiguration {
@@ -144,6 +147,7 @@ final class FederationTests: XCTestCase {
             }
         }
         XCTAssertEqual(updates.count, 3)
+        XCTAssertEqual(run.precision, precision, "the coordinator summed in another precision than configured")
         XCTAssertEqual(run.global.count, run.runtimes[0].learner.model.entries.count, "FedAvg shares every tensor")
         for (name, global) in run.global.entries {
             let expected = weightedAverage(updates.map { $0.tensors[name]! }, weights: updates.map(\.weight))
