@@ -51,7 +51,9 @@ public final class FederationServer: Sendable {
             capabilities: configuration.capabilities, heartbeatInterval: configuration.heartbeatInterval,
             readTimeout: configuration.readTimeout, logger: configuration.logger)
         let onEstablished: @Sendable (PeerConnection) -> Void = { continuation.yield($0) }
-        let permits = configuration.maximumConcurrentReceives.map { ReceivePermits(limit: max(1, $0)) }
+        let permits = configuration.maximumConcurrentReceives.map {
+            ReceivePermits(limit: max(1, $0), minimumRate: max(1, configuration.minimumReceiveRate))
+        }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

@@ -25,6 +25,11 @@ public struct ServerConfiguration: Sendable {
     /// memory when many clients answer at once, at the price of serializing their uploads
     /// (a client that uploads slowly keeps others waiting).
     public var maximumConcurrentReceives: Int? = nil
+    /// With `maximumConcurrentReceives`: the slowest pace, in bytes per second, of an update
+    /// holding a receive slot. One that is not complete within 10 s plus its size over this
+    /// rate is dropped and its connection closed (the client reconnects), so that clients
+    /// sending slowly cannot keep the others' updates waiting.
+    public var minimumReceiveRate: Int = ReceivePermits.defaultMinimumRate
     /// A connection from which nothing is read for this long is closed (covers silent peers,
     /// stalled handshakes and truncated frames).
     public var readTimeout: TimeAmount

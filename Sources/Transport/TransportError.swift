@@ -73,6 +73,7 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
             case .frameTooLarge, .payloadTooLarge: return .frameTooLarge
             case .checksumMismatch, .crc32cMismatch, .missingChecksum, .missingChunks, .payloadSizeMismatch, .chunkOutOfOrder, .unexpectedTransfer: return .checksumMismatch
             case .encodingFailed: return .internal
+            case .transferTooSlow: return .timeout
             default: return .malformed
             }
         case let transport as TransportError:

@@ -35,6 +35,12 @@ public struct PayloadAssembler: Sendable {
     /// Whether a chunked transfer has started and not yet been completed.
     public var hasOpenTransfer: Bool { open != nil }
 
+    /// The open transfer's identifier and the bytes of it received so far.
+    var openTransfer: (id: UInt64, received: Int)? { open.map { ($0.id, $0.bytes.readableBytes) } }
+
+    /// Drops the open transfer and what it had received.
+    mutating func abandon() { open = nil }
+
     /// Takes one inbound envelope.
     /// - Returns: `nil` when the envelope was a chunk, otherwise the envelope with any payload
     ///   reassembled and validated.

@@ -14,6 +14,8 @@ import NIOCore
 /// the session handler can answer and close. With `ReceivePermits`, a chunked payload is
 /// reassembled only while this connection holds a permit: one that finds none free stops
 /// reading until it gets one (and is not idle meanwhile: its read-idle events are held back).
+/// A payload holding a permit must be complete within `ReceivePermits.timeLimit(forBytes:)`
+/// of getting it, or `WireError.transferTooSlow` is fired and the permit handed on.
 public final class PayloadChunkingHandler: ChannelDuplexHandler {
     public typealias InboundIn = Envelope
     public typealias InboundOut = Envelope
@@ -38,6 +40,10 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
     private var ticket: UInt64?
     private var parked = CircularBuffer<Envelope>()
     private var closed = false
+    /// Size the open payload announced in its first chunk.
+    private var announcedBytes: UInt64 = 0
+    /// Fires when the payload holding the permit has taken longer than its size allows.
+    private var transferClock: Scheduled<Void>?
 
     /// Creates the handler.
     /// - Parameters:
@@ -81,6 +87,7 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
             }
             holdsPermit = true
         }
+        if case .chunk(let chunk)? = envelope.body, chunk.index == 0 { announcedBytes = chunk.totalBytes }
         do {
             // A reassembled payload keeps its permit until the last view of its memory is gone
             // (the receiver has used it, e.g. folded an update into an average), not just until
@@ -91,10 +98,13 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
             if holdsPermit && !assembler.hasOpenTransfer {
                 if let lease, complete != nil {
                     holdsPermit = false
+                    stopTransferClock()
                     lease.armed = true  // released with the payload's memory
                 } else {
                     releasePermit()
                 }
+            } else if holdsPermit && transferClock == nil, let permits {
+                startTransferClock(permits.timeLimit(forBytes: announcedBytes), context: context)
             }
             if let complete { context.fireChannelRead(Self.wrapInboundOut(complete)) }
         } catch {
@@ -121,9 +131,34 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
     }
 
     private func releasePermit() {
+        stopTransferClock()
         guard holdsPermit else { return }
         holdsPermit = false
         permits?.release()
+    }
+
+    private func startTransferClock(_ limit: TimeAmount, context: ChannelHandlerContext) {
+        let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        transferClock = context.eventLoop.scheduleTask(in: limit) {
+            handler.value.0.transferTooSlow(limit: limit, context: handler.value.1)
+        }
+    }
+
+    private func stopTransferClock() {
+        transferClock?.cancel()
+        transferClock = nil
+    }
+
+    /// The payload holding the permit is overdue: drop it, hand the permit on, and report.
+    private func transferTooSlow(limit: TimeAmount, context: ChannelHandlerContext) {
+        transferClock = nil
+        guard holdsPermit, !failed, !closed, let open = assembler.openTransfer else { return }
+        failed = true  // the connection is closed: ignore whatever follows
+        assembler.abandon()
+        releasePermit()
+        parked.removeAll()
+        context.fireErrorCaught(WireError.transferTooSlow(transferID: open.id, received: open.received, total: announcedBytes,
+                                                          seconds: Double(limit.nanoseconds) / 1e9))
     }
 
     /// Gives back the permit held or waited for; the connection is gone.

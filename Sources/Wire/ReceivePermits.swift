@@ -11,20 +11,47 @@ import NIOCore
 /// back at the sender) until one is released, so memory for reassembly is at most
 /// `limit` payloads, however many clients answer at once.
 ///
+/// A payload that holds a permit must arrive at a minimum pace: within `grace` plus its size
+/// over `minimumRate` from the moment it got the permit. Otherwise its connection is closed
+/// (`WireError.transferTooSlow`) and the permit goes to the next in line, so that a few
+/// clients that start an update and then trickle it cannot keep every other update waiting.
+///
 /// Thread-safe: connections on different event loops share one instance.
 public final class ReceivePermits: @unchecked Sendable {
+    /// Default slowest pace of a payload holding a permit: 1 MB/s.
+    public static let defaultMinimumRate = 1_000_000
+    /// Default time a payload holding a permit has on top of its size over the rate: 10 s.
+    public static let defaultGrace = TimeAmount.seconds(10)
+
     /// Payloads that may be reassembled at once.
     public let limit: Int
+    /// Slowest pace, in bytes per second, of a payload holding a permit.
+    public let minimumRate: Int
+    /// Time a payload holding a permit has on top of its size over `minimumRate`.
+    public let grace: TimeAmount
     private let lock = NSLock()
     private var available: Int
     private var waiters: [(id: UInt64, loop: any EventLoop, granted: @Sendable () -> Void)] = []
     private var nextID: UInt64 = 0
 
-    /// - Parameter limit: Payloads that may be reassembled at once, at least 1.
-    public init(limit: Int) {
+    /// - Parameters:
+    ///   - limit: Payloads that may be reassembled at once, at least 1.
+    ///   - minimumRate: Slowest pace of a payload holding a permit, bytes per second, at least 1.
+    ///   - grace: Time on top of its size over `minimumRate`, not negative.
+    public init(limit: Int, minimumRate: Int = ReceivePermits.defaultMinimumRate, grace: TimeAmount = ReceivePermits.defaultGrace) {
         precondition(limit >= 1, "limit must be at least 1")
+        precondition(minimumRate >= 1, "minimumRate must be at least 1")
+        precondition(grace.nanoseconds >= 0, "grace must not be negative")
         self.limit = limit
+        self.minimumRate = minimumRate
+        self.grace = grace
         self.available = limit
+    }
+
+    /// Time a payload of `bytes` has to arrive once it holds a permit.
+    public func timeLimit(forBytes bytes: UInt64) -> TimeAmount {
+        let seconds = Double(bytes) / Double(minimumRate)
+        return grace + .nanoseconds(Int64(min(seconds, 1e9) * 1e9))
     }
 
     /// Takes a permit now if one is free (returns `nil`); otherwise queues the caller and

@@ -5,6 +5,10 @@
 public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A frame header announced `length` bytes, more than the configured `limit`.
     case frameTooLarge(length: Int, limit: Int)
+    /// A payload holding one of the server's receive permits was not complete within the
+    /// `seconds` its size allows (`ReceivePermits.timeLimit(forBytes:)`); `received` of
+    /// `total` bytes had arrived.
+    case transferTooSlow(transferID: UInt64, received: Int, total: UInt64, seconds: Double)
     /// The stream ended in the middle of a frame.
     case truncatedFrame(expected: Int, received: Int)
     /// A frame of `length` bytes did not decode as an `Envelope`.
@@ -42,6 +46,8 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case let .frameTooLarge(length, limit):
             return "frame header announces \(length) bytes, more than the maximum frame size of \(limit) bytes"
+        case let .transferTooSlow(id, received, total, seconds):
+            return "payload transfer \(id) was not complete after \((seconds * 10).rounded() / 10) s, the time its \(total) bytes are allowed while they hold a receive permit (\(received) bytes received); the connection is closed so that others can send"
         case let .truncatedFrame(expected, received):
             return "connection ended inside a frame: expected \(expected) bytes, received \(received)"
         case let .invalidEnvelope(length, reason):

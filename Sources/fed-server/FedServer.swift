@@ -25,6 +25,7 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Clients that must be connected before the first round (default: --min-fit-clients).") var minClients: Int?
     @Option(help: "Requests outstanding at once (sent, not yet answered); default: every sampled client at once. Bounds memory when processes host many clients.") var maxInFlight: Int?
     @Option(help: "Client updates received at once; others wait, unread, until one completes (default: no bound). Each update being received costs one model of memory.") var maxConcurrentReceives: Int?
+    @Option(help: "With --max-concurrent-receives: the slowest pace, in MB/s, of an update being received. One not complete within 10 s plus its size over this rate is dropped and its client disconnected (it reconnects), so that slow senders cannot keep the others waiting (default 1).") var minReceiveRate: Double?
     @Option(help: "Running sums of the streaming average: float64 (default; the average does not depend on the order in which updates arrive, so runs reproduce bit for bit) or float32 (half the memory, a faster fold, last bits depend on arrival order).") var aggregationPrecision: AggregationPrecision?
     @Option(help: "Seconds a round waits for results before closing with those it has.") var roundTimeout: Double?
     @Option(help: "Attempts at a round that misses its quorum before the run stops (default 3).") var maxRoundAttempts: Int?
@@ -87,6 +88,12 @@ struct FedServer: AsyncParsableCommand {
         if let receives = try file.resolve(maxConcurrentReceives, "max-concurrent-receives") {
             guard receives >= 1 else { throw ValidationError("--max-concurrent-receives (\(receives)) must be at least 1") }
             serverConfig.maximumConcurrentReceives = receives
+        }
+        if let rate = try file.resolve(minReceiveRate, "min-receive-rate") {
+            guard rate.isFinite, rate * 1e6 >= 1, rate <= 1e6 else {
+                throw ValidationError("--min-receive-rate (\(rate)) must be a number of MB/s between 0.000001 and 1000000")
+            }
+            serverConfig.minimumReceiveRate = Int(rate * 1e6)
         }
         // Chunked models carry a CRC-32C (TLS already authenticates every byte; the checksum
         // guards reassembly), which keeps encoding and decoding above 1 GB/s.

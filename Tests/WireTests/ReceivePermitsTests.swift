@@ -109,4 +109,78 @@ final class ReceivePermitsTests: XCTestCase {
         XCTAssertEqual(events.count, 1)
         _ = try? a.finish(); _ = try? b.finish()
     }
+
+    /// The time a payload's first chunk gives it once it holds a permit.
+    private func limit(_ permits: ReceivePermits, _ envelopes: [Envelope]) -> TimeAmount {
+        guard case .chunk(let first)? = envelopes.first?.body else { XCTFail("not chunked"); return .zero }
+        return permits.timeLimit(forBytes: first.totalBytes)
+    }
+
+    func testAPayloadThatTricklesLosesItsPermitToTheNextInLine() throws {
+        let loop = EmbeddedEventLoop()
+        let permits = ReceivePermits(limit: 1, minimumRate: 1000, grace: .seconds(1))
+        let a = try connection(permits, loop: loop), b = try connection(permits, loop: loop)
+        let (ua, _) = try update(round: 1, seed: 1)
+        let (ub, tb) = try update(round: 1, seed: 2)
+        let allowed = limit(permits, ua)
+        let seconds = Double(allowed.nanoseconds) / 1e9
+        XCTAssertEqual(seconds, 1 + 12, accuracy: 0.2, "about 12 KB at 1 KB/s, plus 1 s")
+
+        try a.writeInbound(ua[0])
+        for e in ub { try b.writeInbound(e) }       // b waits, however long a takes...
+        loop.advanceTime(by: allowed - .milliseconds(10))
+        try a.writeInbound(ua[1])                   // ...while a keeps sending, but too slowly
+        XCTAssertNoThrow(try a.throwIfErrorCaught())
+        XCTAssertEqual(try received(b), [])
+
+        loop.advanceTime(by: .milliseconds(20))     // a's time is up
+        XCTAssertThrowsError(try a.throwIfErrorCaught()) { error in
+            guard case .transferTooSlow(let id, let got, let total, let seconds)? = error as? WireError else {
+                return XCTFail("expected transferTooSlow, got \(error)")
+            }
+            XCTAssertEqual(id, 1)
+            XCTAssertGreaterThan(got, 0)
+            XCTAssertLessThan(UInt64(got), total)
+            XCTAssertEqual(seconds, Double(allowed.nanoseconds) / 1e9, accuracy: 1e-9)
+        }
+        // The permit went to b, whose payload arrives whole; what a sends now is ignored.
+        loop.run()
+        try withExtendedLifetime(try received(b)) { fromB in
+            XCTAssertEqual(fromB.count, 1)
+            XCTAssertEqual(try fromB.first?.payload?.wireTensors(), tb)
+        }
+        for e in ua.dropFirst(2) { try a.writeInbound(e) }
+        XCTAssertEqual(try received(a), [])
+        XCTAssertEqual(permits.free, 1, "a permit was lost")
+        _ = try? a.finish(); _ = try? b.finish()
+    }
+
+    func testTheClockStartsWithThePermitAndStopsWhenThePayloadIsComplete() throws {
+        let loop = EmbeddedEventLoop()
+        let permits = ReceivePermits(limit: 1, minimumRate: 1000, grace: .seconds(1))
+        let a = try connection(permits, loop: loop), b = try connection(permits, loop: loop)
+        let (ua, ta) = try update(round: 1, seed: 1)
+        let (ub, tb) = try update(round: 1, seed: 2)
+        let allowed = limit(permits, ua)
+
+        try a.writeInbound(ua[0])
+        for e in ub { try b.writeInbound(e) }
+        loop.advanceTime(by: allowed - .milliseconds(10))   // b has waited almost a's whole limit
+        for e in ua.dropFirst() { try a.writeInbound(e) }    // a completes in time
+        try withExtendedLifetime(try received(a)) { fromA in
+            XCTAssertEqual(try fromA.first?.payload?.wireTensors(), ta)
+            loop.advanceTime(by: allowed * 3)                // a's payload is being used: no clock runs for it
+            XCTAssertNoThrow(try a.throwIfErrorCaught())
+        }
+        // b got the permit just now: its whole time starts here, not when it began to wait.
+        loop.run()
+        try withExtendedLifetime(try received(b)) { fromB in
+            XCTAssertEqual(try fromB.first?.payload?.wireTensors(), tb)
+        }
+        loop.advanceTime(by: allowed * 3)
+        XCTAssertNoThrow(try a.throwIfErrorCaught())
+        XCTAssertNoThrow(try b.throwIfErrorCaught())
+        XCTAssertEqual(permits.free, 1)
+        _ = try a.finish(); _ = try b.finish()
+    }
 }
