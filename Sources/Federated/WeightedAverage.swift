@@ -18,6 +18,52 @@ public enum AggregationPrecision: String, Sendable, Codable, CaseIterable {
     case float32
 }
 
+/// The tensors an update must carry — names and shapes, in order — and the checks that one
+/// does: what `WeightedAverage` folds and what a client loads are checked the same way.
+public struct UpdateTemplate: Sendable {
+    /// Names and shapes, in order.
+    public let entries: [(name: String, shape: [Int])]
+    /// Elements of each entry.
+    let counts: [Int]
+    /// Position of each name in `entries`.
+    let index: [String: Int]
+
+    public init(_ entries: [(name: String, shape: [Int])]) {
+        self.entries = entries
+        counts = entries.map { $0.shape.reduce(1, *) }
+        index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
+    }
+
+    /// Checks that `tensors` is a complete, well-formed update for this template: names,
+    /// shapes, dtype and sizes, and with `values` also that every value is finite.
+    /// - Throws: `FederatedError.badUpdate` naming the first problem.
+    public func validate(_ tensors: [WireTensor], client: String, round: UInt64, values: Bool = true) throws {
+        func bad(_ r: String) -> FederatedError { .badUpdate(client: client, round: round, reason: r) }
+        var seen = Set<String>()
+        for t in tensors {
+            guard let i = index[t.name] else { throw bad("unexpected tensor \(t.name)") }
+            guard seen.insert(t.name).inserted else { throw bad("tensor \(t.name) sent twice") }
+            guard t.shape == entries[i].shape else { throw bad("tensor \(t.name) has shape \(t.shape), expected \(entries[i].shape)") }
+            guard t.dtype == .float32, t.bytes.count == counts[i] * 4 else {
+                throw bad("tensor \(t.name) is not \(counts[i]) Float32 values")
+            }
+            if values {
+                let finite = t.bytes.withUnsafeBytes { raw -> Bool in
+                    let p = raw.bindMemory(to: Float.self)
+                    return Reductions.allFinite(p.baseAddress!, count: p.count)
+                }
+                guard finite else { throw bad(Self.nonFinite(t.name)) }
+            }
+        }
+        if seen.count != entries.count {
+            let missing = entries.map(\.name).filter { !seen.contains($0) }
+            throw bad("sent \(seen.count) tensors; expected \(entries.count) (missing \(missing.prefix(3).joined(separator: ", "))\(missing.count > 3 ? ", …" : ""))")
+        }
+    }
+
+    static func nonFinite(_ name: String) -> String { "tensor \(name) contains NaN or infinite values" }
+}
+
 /// Streaming weighted average of model updates: each update is checked and folded
 /// into a running sum as it arrives, so the server holds one accumulator (O(model))
 /// whatever the number of clients.
@@ -32,12 +78,14 @@ public enum AggregationPrecision: String, Sendable, Codable, CaseIterable {
 /// With Float64 sums taking back is exact wherever the sums are (see `AggregationPrecision`).
 public final class WeightedAverage {
     /// Names and shapes every update must have, in order.
-    public let template: [(name: String, shape: [Int])]
+    public var template: [(name: String, shape: [Int])] { checks.entries }
     public let precision: AggregationPrecision
-    /// Tensor i's running sums: `count(i)` Float64 or Float32 values.
+    /// What every update is checked against.
+    private let checks: UpdateTemplate
+    /// Tensor i's running sums: `counts[i]` Float64 or Float32 values.
     private let sums: [UnsafeMutableRawPointer]
-    private let counts: [Int]
-    private let index: [String: Int]
+    private var counts: [Int] { checks.counts }
+    private var index: [String: Int] { checks.index }
     /// Σ n_k so far.
     public private(set) var totalWeight: Double = 0
     /// Clients folded in so far.
@@ -47,49 +95,21 @@ public final class WeightedAverage {
     static let block = 4096
 
     public init(template: [(name: String, shape: [Int])], precision: AggregationPrecision = .float64) {
-        self.template = template
         self.precision = precision
-        counts = template.map { $0.shape.reduce(1, *) }
+        let checks = UpdateTemplate(template)
+        self.checks = checks
         let width = precision == .float64 ? 8 : 4
-        sums = counts.map { n in
+        sums = checks.counts.map { n in
             let raw = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1) * width, alignment: 64)
             if precision == .float64 { raw.bindMemory(to: Double.self, capacity: max(n, 1)) } else { raw.bindMemory(to: Float.self, capacity: max(n, 1)) }
             return raw
         }
-        index = Dictionary(uniqueKeysWithValues: template.enumerated().map { ($1.name, $0) })
     }
 
     deinit { for s in sums { s.deallocate() } }
 
     /// Bytes held by the running sums.
     public var accumulatorBytes: Int { counts.reduce(0) { $0 + max($1, 1) } * (precision == .float64 ? 8 : 4) }
-
-    /// Checks that `tensors` is a complete, well-formed update for this template: names,
-    /// shapes, dtype and sizes, and with `values` also that every value is finite.
-    /// - Throws: `FederatedError.badUpdate` naming the first problem.
-    public func validate(_ tensors: [WireTensor], client: String, round: UInt64, values: Bool = true) throws {
-        func bad(_ r: String) -> FederatedError { .badUpdate(client: client, round: round, reason: r) }
-        var seen = Set<String>()
-        for t in tensors {
-            guard let i = index[t.name] else { throw bad("unexpected tensor \(t.name)") }
-            guard seen.insert(t.name).inserted else { throw bad("tensor \(t.name) sent twice") }
-            guard t.shape == template[i].shape else { throw bad("tensor \(t.name) has shape \(t.shape), expected \(template[i].shape)") }
-            guard t.dtype == .float32, t.bytes.count == counts[i] * 4 else {
-                throw bad("tensor \(t.name) is not \(counts[i]) Float32 values")
-            }
-            if values {
-                let finite = t.bytes.withUnsafeBytes { raw -> Bool in
-                    let p = raw.bindMemory(to: Float.self)
-                    return Reductions.allFinite(p.baseAddress!, count: p.count)
-                }
-                guard finite else { throw bad(Self.nonFinite(t.name)) }
-            }
-        }
-        if seen.count != template.count {
-            let missing = template.map(\.name).filter { !seen.contains($0) }
-            throw bad("sent \(seen.count) tensors; expected \(template.count) (missing \(missing.prefix(3).joined(separator: ", "))\(missing.count > 3 ? ", …" : ""))")
-        }
-    }
 
     /// Empties the average for the next round, keeping the sums' memory: a fresh
     /// accumulator the size of the model costs more in page faults than a fold.
@@ -98,14 +118,13 @@ public final class WeightedAverage {
         contributors = []
     }
 
-    private static func nonFinite(_ name: String) -> String { "tensor \(name) contains NaN or infinite values" }
 
     /// Validates and adds one client's update with weight `weight` (its number of examples).
     public func add(_ tensors: [WireTensor], weight: Double, client: String, round: UInt64) throws {
         guard weight > 0, weight.isFinite else {
             throw FederatedError.badUpdate(client: client, round: round, reason: "weight (examples) \(weight) must be positive")
         }
-        try validate(tensors, client: client, round: round, values: false)
+        try checks.validate(tensors, client: client, round: round, values: false)
         // The first update sets the sums (no pass over a zeroed buffer); a refused first
         // update leaves them unused, so it needs no taking back.
         let first = contributors.isEmpty
@@ -133,7 +152,7 @@ public final class WeightedAverage {
                         }
                     }
                 }
-                throw FederatedError.badUpdate(client: client, round: round, reason: Self.nonFinite(t.name))
+                throw FederatedError.badUpdate(client: client, round: round, reason: UpdateTemplate.nonFinite(t.name))
             }
             added.append((position, counts[i]))
         }
@@ -247,13 +266,12 @@ extension Model {
     /// - Throws: `FederatedError.badUpdate` (with `peer` and `round`) naming the problem.
     public func load(_ tensors: [WireTensor], allowed: (StateEntry) -> Bool, requireAll: Bool, peer: String, round: UInt64) throws {
         let allowedEntries = entries.filter(allowed)
-        let checker = WeightedAverage(template: allowedEntries.map { ($0.name, $0.value.shape) })
         if requireAll {
-            try checker.validate(tensors, client: peer, round: round)
+            try UpdateTemplate(allowedEntries.map { ($0.name, $0.value.shape) }).validate(tensors, client: peer, round: round)
         } else {
             let names = Set(tensors.map(\.name))
-            let subset = WeightedAverage(template: allowedEntries.filter { names.contains($0.name) }.map { ($0.name, $0.value.shape) })
-            try subset.validate(tensors, client: peer, round: round)
+            try UpdateTemplate(allowedEntries.filter { names.contains($0.name) }.map { ($0.name, $0.value.shape) })
+                .validate(tensors, client: peer, round: round)
         }
         let byName = Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0) })
         for t in tensors {

@@ -27,9 +27,8 @@ final class LogRecorder: @unchecked Sendable {
             get { metadata[key] }
             set { metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                 file: String, function: String, line: UInt) {
-            recorder.append("\(level.rawValue.uppercased()) \(message)")
+        func log(event: LogEvent) {
+            recorder.append("\(event.level.rawValue.uppercased()) \(event.message)")
         }
     }
 }
