@@ -52,7 +52,8 @@ public final class FederationServer: Sendable {
             readTimeout: configuration.readTimeout, logger: configuration.logger)
         let onEstablished: @Sendable (PeerConnection) -> Void = { continuation.yield($0) }
         let permits = configuration.maximumConcurrentReceives.map {
-            ReceivePermits(limit: max(1, $0), minimumRate: max(1, configuration.minimumReceiveRate))
+            ReceivePermits(limit: max(1, $0), minimumRate: max(1, configuration.minimumReceiveRate),
+                           grace: .nanoseconds(max(0, configuration.receiveGrace.nanoseconds)))
         }
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)

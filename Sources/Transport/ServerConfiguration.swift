@@ -26,10 +26,13 @@ public struct ServerConfiguration: Sendable {
     /// (a client that uploads slowly keeps others waiting).
     public var maximumConcurrentReceives: Int? = nil
     /// With `maximumConcurrentReceives`: the slowest pace, in bytes per second, of an update
-    /// holding a receive slot. One that is not complete within 10 s plus its size over this
+    /// holding a receive slot. One that is not complete within `receiveGrace` plus its size over this
     /// rate is dropped and its connection closed (the client reconnects), so that clients
     /// sending slowly cannot keep the others' updates waiting.
     public var minimumReceiveRate: Int = ReceivePermits.defaultMinimumRate
+    /// With `maximumConcurrentReceives`: the time an update holding a receive slot has on top
+    /// of its size over `minimumReceiveRate`.
+    public var receiveGrace: TimeAmount = ReceivePermits.defaultGrace
     /// A connection from which nothing is read for this long is closed (covers silent peers,
     /// stalled handshakes and truncated frames).
     public var readTimeout: TimeAmount

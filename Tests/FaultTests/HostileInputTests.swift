@@ -167,6 +167,54 @@ final class HostileInputTests: XCTestCase {
 /// each evaluation with a plausible result, each after `delay`; sets `disconnected` when
 /// the server says it disconnects the client for refused messages. Returns whether the
 /// session ended without a Goodbye (closed by the server, or the run ended mid-answer).
+extension HostileInputTests {
+    /// With one receive slot, a client that starts its update and then stalls holds the slot
+    /// only for the time its size allows: it is disconnected, and the honest client's update
+    /// gets in long before the round's deadline.
+    func testAClientThatStallsItsUploadLosesItsReceiveSlotAndTheRoundGoesOn() async throws {
+        var config = InProcess.configuration(minFit: 1, minClients: 2)
+        config.roundTimeout = 30
+        let federation = try await InProcess.start(config) { server in
+            server.maximumConcurrentReceives = 1
+            server.minimumReceiveRate = 1_000_000_000
+            server.receiveGrace = .milliseconds(500)
+        }
+        let connection = try await InProcess.connect("slow-0", port: federation.port, hello: InProcess.hello("slow-0", declaredExamples: 40, domain: "svhn"))
+        let told = LogRecorder()
+        let staller = Task { [connection] in await stallUploads(on: connection, told: told) }
+        let start = ContinuousClock.now
+        let metrics = try await federation.coordinator.run(connections: federation.server.connections)
+        let elapsed = (ContinuousClock.now - start)
+        await federation.close()
+        staller.cancel()
+        await connection.close()
+
+        XCTAssertEqual(metrics.first?.fit.map(\.client), ["mnist-0"], federation.recorder.all.joined(separator: "\n"))
+        XCTAssertLessThan(elapsed, .seconds(15), "the round waited for the stalled upload")
+        XCTAssertTrue(told.all.contains { $0.contains("was not complete after") }, "slow-0 was told: \(told.all)")
+    }
+}
+
+/// Answers every FitRequest with the first chunk of an honest-looking update, then nothing;
+/// records the errors the server sends.
+func stallUploads(on connection: PeerConnection, told: LogRecorder) async {
+    do {
+        for try await envelope in connection.inbound {
+            switch envelope.body {
+            case .fitRequest(let request):
+                var chunker = PayloadChunker(chunkSize: 4096, inlineLimit: 0)
+                let result = HostileInputTests.result(request, try request.parameters.wireTensors())
+                let chunks = try chunker.split(Envelope(.fitResult(result)))
+                try await connection.send(chunks[0])
+            case .error(let e):
+                told.append(e.message)
+            default:
+                continue
+            }
+        }
+    } catch {}
+}
+
 func answerAsCraftedClient(on connection: PeerConnection, disconnected: ManagedFlag, delay: Duration = .zero,
                            fit: HostileInputTests.Attack) async -> Bool {
     do {

@@ -119,19 +119,21 @@ enum InProcess {
         }
     }
 
-    static func start(_ configuration: CoordinatorConfiguration) async throws -> Federation {
+    static func start(_ configuration: CoordinatorConfiguration,
+                      server adjust: (inout ServerConfiguration) -> Void = { _ in }) async throws -> Federation {
         let recorder = LogRecorder()
         let coordinator = try Coordinator(configuration: configuration, logger: recorder.logger)
-        let server = try await startServer()
+        let server = try await startServer(adjust)
         let port = server.port
         let honest = try runtime("mnist-0", domain: .mnist, model: configuration.model)
         return Federation(recorder: recorder, coordinator: coordinator, server: server,
                           honest: Task { try await serveHonestly(honest, port: port) })
     }
 
-    static func startServer() async throws -> FederationServer {
+    static func startServer(_ adjust: (inout ServerConfiguration) -> Void = { _ in }) async throws -> FederationServer {
         var serverConfig = ServerConfiguration.mutualTLS(credentials: try TestPKI.shared.get().credentials("server"))
         serverConfig.logger = quiet
+        adjust(&serverConfig)
         return try await FederationServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig)
     }
 
