@@ -32,7 +32,7 @@ let package = Package(
         // Layer 2: layers, losses, optimizers, state dictionaries, model zoo.
         .target(name: "NN", dependencies: ["Tensor"], swiftSettings: optimized),
         // Layer 3: datasets, the digits5 generator, partitioners.
-        .target(name: "Data", swiftSettings: optimized),
+        .target(name: "Data", dependencies: ["Tensor"], swiftSettings: optimized),
         // Layer 4: protobuf contract, framing, chunked tensors.
         .target(name: "CCRC32C"),
         .target(name: "Wire", dependencies: [
@@ -95,7 +95,7 @@ let package = Package(
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: optimized),
         .testTarget(name: "NNTests", dependencies: ["NN"], exclude: ["Fixtures"], swiftSettings: optimized),
-        .testTarget(name: "DataTests", dependencies: ["Data", "NN"], swiftSettings: optimized),
+        .testTarget(name: "DataTests", dependencies: ["Data", "NN", "Tensor"], swiftSettings: optimized),
         .target(name: "FuzzCorpusStore", path: "Tests/FuzzCorpusStore"),
         .testTarget(name: "WireTests", dependencies: [
             "Wire", "CCRC32C", "FuzzCorpusStore", .product(name: "NIOCore", package: "swift-nio"),

@@ -2,6 +2,8 @@
 // the dataset's bytes straight into a caller-owned Float buffer that is reused from
 // batch to batch: an epoch never copies the dataset.
 
+import Tensor
+
 /// Per-channel normalization `x = (pixel / 255 − mean[c]) / std[c]`.
 public struct Normalization: Sendable, Equatable {
     /// Mean per channel, on the [0, 1] pixel scale.

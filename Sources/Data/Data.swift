@@ -13,5 +13,6 @@
 //
 // Underneath: `Dataset` (bytes, N×C×H×W, plus labels), the `Digits5` generator,
 // the readers `IDX`, `NumPy`, `CIFAR10` and `DatasetFolder`, `SampleGrid`/`PNG`
-// for looking at data, `SeededGenerator` for reproducible randomness, and one error
-// type, `DataError`. Nothing here knows about tensors, models or networking.
+// for looking at data, seeded draws on `Tensor.SeededGenerator` (Random.swift) for
+// reproducible randomness, and one error type, `DataError`. Nothing here knows about
+// models or networking; of `Tensor` it uses only the generator.

@@ -3,6 +3,7 @@
 // drawing (upscaling, blur, texture inversion).
 
 import Foundation
+import Tensor
 
 /// Where a glyph lands and how it is distorted.
 struct Pose {
@@ -96,7 +97,7 @@ struct Painter {
         for stroke in place(pick(Glyphs.printed[digit], &rng), pose, &rng) { canvas.stroke(stroke, penWidth: pen, softness: 1) }
         // Neighbouring digits of the same number, cut off by the frame.
         let step = height * aspect + pen + rng.uniform(2, 5)
-        for side: Float in [-1, 1] where rng.nextFloat() < 0.8 {
+        for side: Float in [-1, 1] where rng.nextUniform() < 0.8 {
             var p = pose
             p.center.x += side * step
             p.center.y += rng.uniform(-0.7, 0.7)
@@ -128,7 +129,7 @@ struct Painter {
             }
         }
         let noise = rng.uniform(0.01, 0.04)
-        for k in 0..<(3 * plane) { rgb[k] += noise * 3.464 * (rng.nextFloat() - 0.5) }  // uniform, variance noise²
+        for k in 0..<(3 * plane) { rgb[k] += noise * 3.464 * (rng.nextUniform() - 0.5) }  // uniform, variance noise²
         // Low resolution and blur: one precomputed separable operator per choice.
         let op = degradeOperators[rng.nextInt(below: 7)][rng.nextInt(below: 6)]
         op.apply(&rgb, planes: 3, side: Painter.side, scratch: &scratch)
@@ -147,9 +148,9 @@ struct Painter {
                         height: height, aspect: aspect, slant: rng.uniform(-0.2, 0.2),
                         rotation: rng.uniform(-0.2, 0.2), jitter: 0)
         for stroke in place(pick(Glyphs.printed[digit], &rng), pose, &rng) { canvas.stroke(stroke, penWidth: pen, softness: 0.8) }
-        if rng.nextFloat() < 0.35 {  // a neighbour, as in multi-digit renderings
+        if rng.nextUniform() < 0.35 {  // a neighbour, as in multi-digit renderings
             var p = pose
-            let side: Float = rng.nextFloat() < 0.5 ? -1 : 1
+            let side: Float = rng.nextUniform() < 0.5 ? -1 : 1
             p.center.x += side * (height * aspect + pen + rng.uniform(2, 5))
             for stroke in place(pick(Glyphs.printed[rng.nextInt(below: 10)], &rng), p, &rng) {
                 canvas.stroke(stroke, penWidth: pen, softness: 0.8)
@@ -157,7 +158,7 @@ struct Painter {
         }
         let (bg, fg) = contrastingColours(&rng, minContrast: 0.3)
         var bg2: SIMD3<Float>? = nil
-        if rng.nextFloat() < 0.5 {
+        if rng.nextUniform() < 0.5 {
             bg2 = bg + SIMD3(rng.uniform(-0.25, 0.25), rng.uniform(-0.25, 0.25), rng.uniform(-0.25, 0.25))
         }
         compose(bg: bg, fg: fg, bg2: bg2, gradientAngle: rng.uniform(0, 2 * .pi))
@@ -203,7 +204,7 @@ struct Painter {
     /// A background and a foreground colour whose luminances differ by at least
     /// `minContrast`.
     func contrastingColours(_ rng: inout SeededGenerator, minContrast: Float) -> (SIMD3<Float>, SIMD3<Float>) {
-        func colour() -> SIMD3<Float> { SIMD3(rng.nextFloat(), rng.nextFloat(), rng.nextFloat()) }
+        func colour() -> SIMD3<Float> { SIMD3(rng.nextUniform(), rng.nextUniform(), rng.nextUniform()) }
         func luma(_ c: SIMD3<Float>) -> Float { 0.299 * c.x + 0.587 * c.y + 0.114 * c.z }
         let bg = colour()
         var fg = colour()
@@ -248,7 +249,7 @@ struct Painter {
         var total: Float = 0
         for (g, amp) in octaves {
             total += amp
-            let nodes = (0..<((g + 1) * (g + 1) * 3)).map { _ in rng.nextFloat() }
+            let nodes = (0..<((g + 1) * (g + 1) * 3)).map { _ in rng.nextUniform() }
             for y in 0..<n {
                 let fy = Float(y) / Float(n - 1) * Float(g)
                 let y0 = min(Int(fy), g - 1), ty = smooth(fy - Float(y0))
@@ -274,10 +275,10 @@ struct Painter {
                 rgb[c * plane + k] = min(max(0.5 + (mixed - 0.5) * contrast, 0), 1)
             }
         }
-        if rng.nextFloat() < 0.4 {  // stripes or ripples, as in bark, fabric, water
+        if rng.nextUniform() < 0.4 {  // stripes or ripples, as in bark, fabric, water
             let f = Point(rng.uniform(-1.2, 1.2), rng.uniform(-1.2, 1.2))
             let phase = rng.uniform(0, 2 * .pi), amp = rng.uniform(0.1, 0.3)
-            let tint = SIMD3(rng.nextFloat(), rng.nextFloat(), rng.nextFloat())
+            let tint = SIMD3(rng.nextUniform(), rng.nextUniform(), rng.nextUniform())
             for y in 0..<n {
                 for x in 0..<n {
                     let v = amp * psin(f.x * Float(x) + f.y * Float(y) + phase)

@@ -8,6 +8,8 @@
 // Sample i of (seed, domain, split) depends on nothing else, so any count can be
 // generated and a longer dataset extends a shorter one.
 
+import Tensor
+
 /// The built-in five-domain digits benchmark.
 public enum Digits5 {
     /// One of the five styles.

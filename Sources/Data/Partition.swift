@@ -239,3 +239,4 @@ public enum Partitioner {
 }
 
 import Foundation
+import Tensor

@@ -5,23 +5,7 @@
 // bytes on every machine and every run.
 
 import Foundation
-
-/// SplitMix64 (Steele, Lea & Flood 2014): a tiny generator used to expand one seed
-/// into well-mixed state words and to derive independent sub-seeds.
-@usableFromInline
-struct SplitMix64 {
-    @usableFromInline var state: UInt64
-
-    @inlinable init(seed: UInt64) { state = seed }
-
-    @inlinable mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import Tensor
 
 /// Mixes several words into one seed; used to give every (seed, domain, split,
 /// sample) its own independent stream.
@@ -44,45 +28,12 @@ func stableHash(_ text: String) -> UInt64 {
     return h
 }
 
-/// A deterministic random number generator (xoshiro256**, Blackman & Vigna 2018)
-/// seeded from one 64-bit value through SplitMix64.
-///
-/// It conforms to `RandomNumberGenerator`, so it works with `shuffle(using:)` and
-/// `Int.random(in:using:)`, but those standard-library algorithms may change between
-/// Swift versions; the Data module uses the explicit helpers below instead.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    @usableFromInline var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
-
-    /// Creates a generator whose whole output is determined by `seed`.
-    public init(seed: UInt64) {
-        var sm = SplitMix64(seed: seed)
-        s0 = sm.next(); s1 = sm.next(); s2 = sm.next(); s3 = sm.next()
-    }
-
-    /// The next 64 random bits.
-    @inlinable
-    public mutating func next() -> UInt64 {
-        let result = rotl(s1 &* 5, 7) &* 9
-        let t = s1 << 17
-        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
-        s2 ^= t
-        s3 = rotl(s3, 45)
-        return result
-    }
-
-    @inlinable func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
-
-    /// A uniform `Float` in [0, 1).
-    @inlinable
-    public mutating func nextFloat() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
-
+/// `Data`'s draws, on top of the one generator of FedKit (`Tensor.SeededGenerator`):
+/// explicit helpers, so that the same seed gives the same data whatever the Swift version.
+extension SeededGenerator {
     /// A uniform `Double` in [0, 1).
     @inlinable
     public mutating func nextDouble() -> Double { Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
-
-    /// A uniform `Float` in [lo, hi).
-    @inlinable
-    public mutating func uniform(_ lo: Float, _ hi: Float) -> Float { lo + (hi - lo) * nextFloat() }
 
     /// A uniform integer in 0..<n (n > 0), by Lemire's multiply-shift (bias < 2^-32 for
     /// the small n used here).

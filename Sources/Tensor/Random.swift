@@ -1,35 +1,57 @@
-/// A small, fast, seeded random number generator (SplitMix64 seeding xoshiro256**):
-/// the same seed gives the same numbers on every machine, which makes runs reproducible.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var s: (UInt64, UInt64, UInt64, UInt64)
+/// SplitMix64 (Steele, Lea & Flood 2014): a tiny generator used to expand one seed into
+/// well-mixed state words (and, in `Data`, to derive independent sub-seeds).
+public struct SplitMix64: Sendable {
+    public var state: UInt64
 
+    @inlinable public init(seed: UInt64) { state = seed }
+
+    @inlinable public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A small, fast, seeded random number generator (xoshiro256**, Blackman & Vigna 2018,
+/// seeded through SplitMix64): the same seed gives the same numbers on every machine, which
+/// makes runs reproducible. The one generator of FedKit: weights are initialized from it here,
+/// and `Data` draws its images, partitions and shuffles from it.
+///
+/// It conforms to `RandomNumberGenerator`, so it works with `shuffle(using:)` and
+/// `Int.random(in:using:)`, but those standard-library algorithms may change between Swift
+/// versions; FedKit uses its own helpers (`uniform`, `nextNormal`, and those of `Data`).
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    @usableFromInline var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
+
+    /// Creates a generator whose whole output is determined by `seed`.
     public init(seed: UInt64) {
-        var x = seed
-        func splitmix() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s = (splitmix(), splitmix(), splitmix(), splitmix())
+        var sm = SplitMix64(seed: seed)
+        s0 = sm.next(); s1 = sm.next(); s2 = sm.next(); s3 = sm.next()
     }
 
+    /// The next 64 random bits.
+    @inlinable
     public mutating func next() -> UInt64 {
-        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
-        let t = s.1 << 17
-        s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3
-        s.2 ^= t
-        s.3 = (s.3 << 45) | (s.3 >> 19)
+        let result = Self.rotl(s1 &* 5, 7) &* 9
+        let t = s1 << 17
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
+        s2 ^= t
+        s3 = Self.rotl(s3, 45)
         return result
     }
 
+    @inlinable static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+
     /// Uniform in [0, 1).
+    @inlinable
     public mutating func nextUniform() -> Float {
         Float(next() >> 40) * (1.0 / Float(1 << 24))
     }
 
     /// Uniform in [low, high).
+    @inlinable
     public mutating func uniform(_ low: Float, _ high: Float) -> Float {
         low + (high - low) * nextUniform()
     }

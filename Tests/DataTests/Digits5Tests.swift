@@ -1,5 +1,6 @@
 import XCTest
 @testable import Data
+import Tensor
 
 final class Digits5Tests: XCTestCase {
     func testSameSeedGivesIdenticalBytes() {

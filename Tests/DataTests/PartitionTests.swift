@@ -1,5 +1,6 @@
 import XCTest
 @testable import Data
+import Tensor
 
 final class PartitionTests: XCTestCase {
     /// Labels 0..<classes repeated, shuffled deterministically.
