@@ -16,6 +16,8 @@ final class ClientSessionHandler: ChannelInboundHandler {
         case awaitingWelcome(server: String)
         case established(server: String)
 
+        var isEstablished: Bool { if case .established = self { true } else { false } }
+
         var description: String {
             switch self {
             case .awaitingIdentity: return "waiting for the TLS handshake"
@@ -44,11 +46,7 @@ final class ClientSessionHandler: ChannelInboundHandler {
             context.writeAndFlush(Self.wrapOutboundOut(Envelope(.hello(hello))), promise: nil)
             return
         }
-        if case .established = state {
-            if core.handleIdle(context: context, event: event, established: true) { return }
-        } else if core.handleIdle(context: context, event: event, established: false) {
-            return
-        }
+        if core.handleIdle(context: context, event: event, established: state.isEstablished) { return }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -80,20 +78,10 @@ final class ClientSessionHandler: ChannelInboundHandler {
                 fail(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state.description))
             }
         case .established(let server):
-            switch envelope.body {
-            case .heartbeat:
-                break
-            case .goodbye(let goodbye):
-                core.deliver(envelope)
-                core.finishCleanly(context: context, reason: "server \"\(server)\" said goodbye: \(goodbye.reason)")
-            case .error(let error):
-                core.deliver(envelope)
-                fail(context: context, error: TransportError.peerError(code: error.code.rawValue, message: error.message), tellPeer: false)
-            case .fitRequest, .evaluateRequest:
-                core.deliver(envelope)
-            default:
-                fail(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state.description))
-            }
+            // The established promise has succeeded: failing here is ending the session.
+            core.receiveEstablished(envelope, from: "server \"\(server)\"", expected: {
+                switch $0.body { case .fitRequest, .evaluateRequest: true; default: false }
+            }, state: state.description, context: context)
         }
     }
 

@@ -29,6 +29,8 @@ final class ServerSessionHandler: ChannelInboundHandler {
         case awaitingHello(peer: String)
         case established(peer: String)
 
+        var isEstablished: Bool { if case .established = self { true } else { false } }
+
         var description: String {
             switch self {
             case .awaitingIdentity: return "waiting for the TLS handshake"
@@ -60,11 +62,7 @@ final class ServerSessionHandler: ChannelInboundHandler {
             state = .awaitingHello(peer: identity.name)
             return
         }
-        if case .established = state {
-            if core.handleIdle(context: context, event: event, established: true) { return }
-        } else if core.handleIdle(context: context, event: event, established: false) {
-            return
-        }
+        if core.handleIdle(context: context, event: event, established: state.isEstablished) { return }
         context.fireUserInboundEventTriggered(event)
     }
 
@@ -81,20 +79,9 @@ final class ServerSessionHandler: ChannelInboundHandler {
             }
             accept(hello, from: peer, context: context)
         case .established(let peer):
-            switch envelope.body {
-            case .heartbeat:
-                break
-            case .goodbye(let goodbye):
-                core.deliver(envelope)
-                core.finishCleanly(context: context, reason: "client \"\(peer)\" said goodbye: \(goodbye.reason)")
-            case .error(let error):
-                core.deliver(envelope)
-                core.terminate(context: context, error: TransportError.peerError(code: error.code.rawValue, message: error.message), tellPeer: false)
-            case .fitResult, .evaluateResult:
-                core.deliver(envelope)
-            default:
-                core.terminate(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state.description))
-            }
+            core.receiveEstablished(envelope, from: "client \"\(peer)\"", expected: {
+                switch $0.body { case .fitResult, .evaluateResult: true; default: false }
+            }, state: state.description, context: context)
         }
     }
 

@@ -82,6 +82,31 @@ final class SessionCore {
         }
     }
 
+    /// What both sides do with a message once the session is established, whichever side
+    /// they are: `expected` (the requests a client gets, the results a server gets) go up to
+    /// the application, a heartbeat is absorbed, Goodbye and Error are delivered and end the
+    /// session, anything else ends it as out of order. `peer` names the other side in the log
+    /// ("client \"mnist-0\"").
+    func receiveEstablished(_ envelope: Envelope, from peer: String, expected: (Envelope) -> Bool, state: String,
+                            context: ChannelHandlerContext) {
+        switch envelope.body {
+        case .heartbeat:
+            break
+        case .goodbye(let goodbye):
+            deliver(envelope)
+            finishCleanly(context: context, reason: "\(peer) said goodbye: \(goodbye.reason)")
+        case .error(let error):
+            deliver(envelope)
+            terminate(context: context, error: TransportError.peerError(code: error.code.rawValue, message: error.message), tellPeer: false)
+        default:
+            if expected(envelope) {
+                deliver(envelope)
+            } else {
+                terminate(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state))
+            }
+        }
+    }
+
     /// Handles idle events; returns `true` when `event` was one.
     func handleIdle(context: ChannelHandlerContext, event: Any, established: Bool) -> Bool {
         guard let idle = event as? IdleStateHandler.IdleStateEvent else { return false }
