@@ -50,6 +50,9 @@ struct FedServer: AsyncParsableCommand {
         ProcessMemory.returnLargeBuffersToTheSystem()
         let file = try config.map { try ConfigFile(path: $0) } ?? ConfigFile()
         let logger = logging.bootstrap("fed-server")
+        if let raised = ProcessLimits.raiseOpenFileLimit() {  // one descriptor per client
+            logger.debug("open-file limit raised from \(raised.before) to \(raised.after)")
+        }
         let kind = try StrategyKind(rawValue: file.resolve(strategy?.rawValue, "strategy", StrategyKind.fedavg.rawValue))
         guard let kind else { throw ValidationError("--strategy must be one of \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", "))") }
         var c = CoordinatorConfiguration(strategy: kind, model: try model.spec(strategy: kind, file), rounds: try file.resolve(rounds, "rounds", 100))
