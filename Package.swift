@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data", "NN", "Tensor"], swiftSettings: optimized),
         .target(name: "FuzzCorpusStore", path: "Tests/FuzzCorpusStore"),
         .testTarget(name: "WireTests", dependencies: [
-            "Wire", "CCRC32C", "FuzzCorpusStore", .product(name: "NIOCore", package: "swift-nio"),
+            "Wire", "Tensor", "CCRC32C", "FuzzCorpusStore", .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "TransportTests", dependencies: [

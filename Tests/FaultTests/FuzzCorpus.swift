@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import FuzzCorpusStore
 import NN
 import Wire
@@ -133,7 +134,7 @@ enum FuzzCorpus {
 /// One to four random edits of serialized bytes: bit flips, byte overwrites with boundary
 /// values, insertions, deletions, truncation, NaN/Inf patterns, or a copied span.
 enum Mutator {
-    static func mutate(_ input: [UInt8], _ g: inout SplitMix) -> [UInt8] {
+    static func mutate(_ input: [UInt8], _ g: inout SplitMix64) -> [UInt8] {
         var b = input
         for _ in 0..<(1 + Int(g.next() % 4)) where !b.isEmpty {
             let i = Int(g.next() % UInt64(b.count))

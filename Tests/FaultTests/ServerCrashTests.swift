@@ -25,7 +25,7 @@ final class ServerCrashTests: XCTestCase {
         var lastRound: UInt64 = 0
         var kills = 0
         var resumedFrom: [UInt64] = []
-        var generator = SplitMix(seed: 7)
+        var generator = SplitMix64(seed: 7)
         /// Kills the server, checks the checkpoint it left, restarts it and checks where it resumed.
         func crashAndRestart() throws {
             server.killNow()
@@ -86,7 +86,7 @@ final class ServerCrashTests: XCTestCase {
             var server = try start(port: 0)
             let port = try fed.port(of: server)
             let clients = try names.map { try fed.startClient($0, port: port, trainCount: 600) }
-            var generator = SplitMix(seed: 13)
+            var generator = SplitMix64(seed: 13)
             var done = 0
             while done < kills {
                 try fed.waitFor("clients to connect", timeout: 60, logs: [server]) {
@@ -129,7 +129,7 @@ final class ServerCrashTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let target = dir + "/checkpoint.fkt"
-        var generator = SplitMix(seed: 11)
+        var generator = SplitMix64(seed: 11)
         var versions = Set<UInt64>()
         let kills = 25
         var midWrite = 0
@@ -196,15 +196,3 @@ struct ArchiveWriterProcess {
     }
 }
 
-/// A small seeded generator so the kill moments are reproducible.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

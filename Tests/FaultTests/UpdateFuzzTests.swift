@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import FuzzCorpusStore
 import NN
 import SwiftProtobuf
@@ -62,7 +63,7 @@ final class UpdateFuzzTests: XCTestCase {
         let template = try template()
         let shapes = Dictionary(uniqueKeysWithValues: template)
         let seeds = try FuzzCorpusStore.files(in: "fit-results").map(\.bytes)
-        var generator = SplitMix(seed: 2024)
+        var generator = SplitMix64(seed: 2024)
         var iterations = 0, decoded = 0, accepted = 0, refused = 0
         let deadline = Date().addingTimeInterval(FuzzCorpusStore.seconds)
         while Date() < deadline || iterations < 1000 {
@@ -162,7 +163,7 @@ final class UpdateFuzzTests: XCTestCase {
     func testMutatedRequestsAreRefusedWithTheModelUntouchedOrAnswered() throws {
         let runtime = try client()
         let seeds = try FuzzCorpusStore.files(in: "client-requests").map(\.bytes)
-        var generator = SplitMix(seed: 77)
+        var generator = SplitMix64(seed: 77)
         var iterations = 0, answered = 0, refused = 0, undecodable = 0
         let deadline = Date().addingTimeInterval(FuzzCorpusStore.seconds)
         while Date() < deadline || iterations < 200 {

@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import FuzzCorpusStore
 import NIOCore
 import NIOEmbedded
@@ -82,7 +83,7 @@ final class FrameDecoderFuzzTests: XCTestCase {
     func testRandomAndMutatedFramesNeverCrashOrHoldMoreThanOneFrame() throws {
         let seeds = try seeds()
         let codec = FrameCodec(maximumFrameSize: maximumFrameSize)
-        var rng = SeededGenerator(seed: 0xFED_C0DE)
+        var rng = SplitMix64(seed: 0xFED_C0DE)
         var decodedCount = 0, errorCount = 0, iterations = 0
         let deadline = Date().addingTimeInterval(FuzzCorpusStore.seconds)
         while Date() < deadline || iterations < 1000 {
@@ -123,7 +124,7 @@ final class FrameDecoderFuzzTests: XCTestCase {
 
     func testMutatedStreamsThroughTheChannelEndInEnvelopesOrNamedErrors() throws {
         let seeds = try seeds()
-        var rng = SeededGenerator(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var iterations = 0, delivered = 0, refused = 0
         let deadline = Date().addingTimeInterval(FuzzCorpusStore.seconds)
         while Date() < deadline || iterations < 100 {
@@ -168,7 +169,7 @@ final class FrameDecoderFuzzTests: XCTestCase {
 /// The chunk fast path must decode exactly what SwiftProtobuf decodes, or step aside.
 final class ChunkFastPathTests: XCTestCase {
     func testFastPathAgreesWithSwiftProtobufOnMutatedChunkFrames() throws {
-        var rng = SeededGenerator(seed: 2024)
+        var rng = SplitMix64(seed: 2024)
         var taken = 0
         for iteration in 0..<3000 {
             var chunk = Fedkit_V1_PayloadChunk()

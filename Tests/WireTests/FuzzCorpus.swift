@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import FuzzCorpusStore
 import NIOCore
 @testable import Wire
@@ -76,7 +77,7 @@ enum FuzzCorpus {
 
 /// Edits of a frame: the seeds of the fuzz loops are mutated with these.
 enum FrameMutator {
-    static func mutate(_ frame: [UInt8], rng: inout SeededGenerator) -> [UInt8] {
+    static func mutate(_ frame: [UInt8], rng: inout SplitMix64) -> [UInt8] {
         var bytes = frame
         guard bytes.count >= 4 else { return bytes + (0..<Int(rng.next() % 8)).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
         switch rng.next() % 6 {

@@ -1,5 +1,6 @@
 import CCRC32C
 import Foundation
+import Tensor
 import XCTest
 @testable import Wire
 
@@ -15,7 +16,7 @@ final class PayloadChecksumTests: XCTestCase {
     }
 
     func testHardwareAndPortablePathsAgreeOnEverySplit() {
-        var rng = SeededGenerator(seed: 99)
+        var rng = SplitMix64(seed: 99)
         let bytes = (0..<10_000).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         bytes.withUnsafeBytes { all in
             let reference = fedkit_crc32c_portable(0, all.baseAddress, all.count)

@@ -1,23 +1,11 @@
 import Foundation
+import Tensor
 import Wire
-
-/// Deterministic pseudo-random numbers (SplitMix64) so that every test run sees the same data.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 enum Samples {
     /// `count` floats with arbitrary bit patterns (NaNs, infinities and subnormals included): compare them by bits.
     static func floats(_ count: Int, seed: UInt64) -> [Float] {
-        var rng = SeededGenerator(seed: seed)
+        var rng = SplitMix64(seed: seed)
         return (0..<count).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }
     }
 
