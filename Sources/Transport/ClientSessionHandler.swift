@@ -67,6 +67,8 @@ final class ClientSessionHandler: ChannelInboundHandler {
                 if welcome.capabilities.contains(WireProtocol.crc32cCapability) && hello.capabilities.contains(WireProtocol.crc32cCapability) {
                     useCRC32C(context: context)
                 }
+                // The server times out a connection it hears nothing from: beat at least as often as it asks.
+                heartbeat(atLeastEvery: .seconds(Int64(welcome.heartbeatIntervalSeconds)), context: context)
                 core.logger.info("session established")
                 settled = true
                 established.succeed(PeerConnection(peerName: server, hello: hello, welcome: welcome, inbound: core.inbound, channel: context.channel))

@@ -205,6 +205,34 @@ final class LoopbackIntegrationTests: XCTestCase {
         await server.close()
     }
 
+    /// A server that times out silent connections after 2.5 s and asks for a heartbeat every
+    /// second keeps a client configured to beat every 10 s: the client beats as the Welcome asks.
+    func testTheClientBeatsAsOftenAsTheServerAsks() async throws {
+        var configuration = ServerConfiguration.mutualTLS(credentials: try pki().credentials("server"))
+        configuration.readTimeout = .milliseconds(2500)
+        configuration.heartbeatInterval = .seconds(1)
+        configuration.logger = Logger(label: "beats") { _ in SwiftLogNoOpLogHandler() }
+        let server = try await FederationServer.start(host: "127.0.0.1", port: 0, configuration: configuration)
+        var slow = try harness.clientConfiguration("alice")
+        slow.heartbeatInterval = .seconds(10)
+        let client = try await FederationClient.connect(host: "127.0.0.1", port: server.port, configuration: slow)
+        XCTAssertEqual(client.welcome.heartbeatIntervalSeconds, 1)
+        var sessions = server.connections.makeAsyncIterator()
+        let next = await sessions.next()
+        let session = try XCTUnwrap(next)
+
+        try await Task.sleep(for: .seconds(4))  // longer than the server's read timeout
+        try await client.send(Envelope(.evaluateResult(.with { $0.round = 1; $0.accuracy = 0.5 })))
+        var serverInbound = session.inbound.makeAsyncIterator()
+        let received = try await serverInbound.next()
+        guard case .evaluateResult(let r)? = received?.body else {
+            return XCTFail("the server closed the connection: the client did not beat often enough (got \(String(describing: received?.kind)))")
+        }
+        XCTAssertEqual(r.accuracy, 0.5)
+        await client.close()
+        await server.close()
+    }
+
     func testCRC32CIsUsedOnlyWhenBothPeersAnnounceIt() async throws {
         // The harness server does not announce it: the Welcome leaves it out even if asked.
         var asking = try harness.clientConfiguration("alice")
