@@ -48,6 +48,10 @@ public struct CoordinatorConfiguration: Sendable {
     /// How the streaming average keeps its sums: Float64 (reproducible whatever the order in
     /// which updates arrive) or Float32 (half the memory and a faster fold).
     public var aggregationPrecision: AggregationPrecision = .float64
+    /// Norm clipping: the largest L2 distance (over all shared tensors) a client's update counts
+    /// with from the global model it was sent; a farther one counts as the global model plus
+    /// its difference scaled to this length (`UpdateClipping`). nil: no bound.
+    public var maxUpdateNorm: Double?
 
     public init(strategy: StrategyKind, model: ModelSpec, rounds: Int) {
         self.strategy = strategy; self.model = model; self.rounds = rounds
@@ -64,6 +68,7 @@ public struct CoordinatorConfiguration: Sendable {
         guard roundTimeout > 0 else { throw bad("--round-timeout (\(roundTimeout)) must be positive") }
         guard maxRoundAttempts >= 1 else { throw bad("--max-round-attempts (\(maxRoundAttempts)) must be at least 1") }
         if let b = roundRetryBackoff, !(b.isFinite && b >= 0) { throw bad("--round-retry-backoff (\(b)) must be a non-negative number of seconds") }
+        if let b = maxUpdateNorm, !(b.isFinite && b > 0) { throw bad("--max-update-norm (\(b)) must be a positive number") }
         guard evaluateEvery >= 1 else { throw bad("--evaluate-every (\(evaluateEvery)) must be at least 1") }
         guard training.epochs >= 1 else { throw bad("--epochs (\(training.epochs)) must be at least 1") }
         guard training.batchSize >= 1 else { throw bad("--batch-size (\(training.batchSize)) must be at least 1") }
@@ -244,7 +249,12 @@ public actor Coordinator {
                 refuse(name, reason)
             case .accepted(let claimed, let bytes):
                 bytesIn += bytes
-                fits.append(ClientFit(client: name, examples: claimed, trainLoss: r.trainLoss, trainAccuracy: r.trainAccuracy))
+                var fit = ClientFit(client: name, examples: claimed, trainLoss: r.trainLoss, trainAccuracy: r.trainAccuracy)
+                if let bound = aggregator.clipping?.bound, let distance = aggregator.lastDistance, distance > bound {
+                    fit.clippedFromDistance = distance
+                    logger.info("round \(r.round): client \"\(name)\"'s update is \(distance) from the global model; counted at the bound, \(bound)")
+                }
+                fits.append(fit)
             }
         case .evaluateResult(let r):
             let answered = clients[name]?.unanswered.remove(Request(evaluate: true, round: r.round)) != nil
@@ -448,7 +458,9 @@ public actor Coordinator {
                 // One accumulator for the whole run, emptied each attempt: a fresh one the size
                 // of the model would cost more in page faults than folding an update.
                 if let aggregator { aggregator.reset() } else {
-                    aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) }, precision: configuration.aggregationPrecision)
+                    // Clipping measures updates from the model as sent: it is not written until the round's average.
+                    aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) }, precision: configuration.aggregationPrecision,
+                                                 clipping: configuration.maxUpdateNorm.map { UpdateClipping(bound: $0, reference: model) })
                 }
                 // Each attempt has the whole round timeout, however long the back-offs before it were.
                 deadline = ContinuousClock.now + .seconds(configuration.roundTimeout)

@@ -6,6 +6,9 @@ public struct ClientFit: Codable, Sendable, Equatable {
     public var examples: Int
     public var trainLoss: Float
     public var trainAccuracy: Float
+    /// With norm clipping: the update's distance from the global model, when it was farther
+    /// than the bound and so counted scaled down to it.
+    public var clippedFromDistance: Double? = nil
 }
 
 /// One client's evaluation of the global model on its own (domain's) test split.

@@ -64,6 +64,23 @@ public struct UpdateTemplate: Sendable {
     static func nonFinite(_ name: String) -> String { "tensor \(name) contains NaN or infinite values" }
 }
 
+/// Norm clipping of client updates: an update farther than `bound` — the L2 distance, over
+/// all its tensors, from `reference`, the global model the clients were sent — counts as the
+/// reference plus its difference scaled down to `bound`. One client, honest or not, then
+/// moves the global model by at most its share of the examples times `bound` in a round.
+public struct UpdateClipping {
+    /// Largest distance an update counts with.
+    public let bound: Double
+    /// The model updates are measured from (its memory is read at every fold and average).
+    public let reference: Model
+
+    public init(bound: Double, reference: Model) {
+        precondition(bound > 0 && bound.isFinite, "the clipping bound must be positive and finite")
+        self.bound = bound
+        self.reference = reference
+    }
+}
+
 /// Streaming weighted average of model updates: each update is checked and folded
 /// into a running sum as it arrives, so the server holds one accumulator (O(model))
 /// whatever the number of clients.
@@ -90,14 +107,36 @@ public final class WeightedAverage {
     public private(set) var totalWeight: Double = 0
     /// Clients folded in so far.
     public private(set) var contributors: [String] = []
+    /// Norm clipping, if on: the bound and the reference model.
+    public let clipping: UpdateClipping?
+    /// The clipping reference's values, by template position.
+    private let reference: [UnsafePointer<Float>]
+    /// Σ n_k·(1 − s_k): the weight clipped updates put on the reference (s_k their scale).
+    private var referenceWeight: Double = 0
+    /// The last update's L2 distance from the reference, when clipping is on.
+    public private(set) var lastDistance: Double?
 
     /// Values checked and added at a time: 16 KB of Float32, well inside L1.
     static let block = 4096
 
-    public init(template: [(name: String, shape: [Int])], precision: AggregationPrecision = .float64) {
+    /// - Parameter clipping: bounds each update's distance from a reference model; nil for none.
+    ///   Its model must have every template tensor, with the template's shape.
+    public init(template: [(name: String, shape: [Int])], precision: AggregationPrecision = .float64, clipping: UpdateClipping? = nil) {
         self.precision = precision
         let checks = UpdateTemplate(template)
         self.checks = checks
+        self.clipping = clipping
+        if let clipping {
+            let byName = Dictionary(uniqueKeysWithValues: clipping.reference.entries.map { ($0.name, $0.value) })
+            reference = template.map { entry in
+                guard let t = byName[entry.name], t.shape == entry.shape else {
+                    preconditionFailure("the clipping reference has no tensor \(entry.name) of shape \(entry.shape)")
+                }
+                return UnsafePointer(t.data)
+            }
+        } else {
+            reference = []
+        }
         let width = precision == .float64 ? 8 : 4
         sums = checks.counts.map { n in
             let raw = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1) * width, alignment: 64)
@@ -115,16 +154,31 @@ public final class WeightedAverage {
     /// accumulator the size of the model costs more in page faults than a fold.
     public func reset() {
         totalWeight = 0
+        referenceWeight = 0
         contributors = []
+        lastDistance = nil
     }
 
 
     /// Validates and adds one client's update with weight `weight` (its number of examples).
+    ///
+    /// With `clipping`, an update farther than its bound from the reference counts as the
+    /// reference plus its difference scaled down to the bound: a first pass measures the
+    /// distance (and finds any NaN or infinite value before anything is added), then the
+    /// update is folded with weight n·s and the reference with n·(1 − s), s = bound / distance.
     public func add(_ tensors: [WireTensor], weight: Double, client: String, round: UInt64) throws {
         guard weight > 0, weight.isFinite else {
             throw FederatedError.badUpdate(client: client, round: round, reason: "weight (examples) \(weight) must be positive")
         }
         try checks.validate(tensors, client: client, round: round, values: false)
+        let examples = weight
+        var scale = 1.0
+        if let clipping {
+            let distance = try distanceFromReference(tensors, client: client, round: round)
+            lastDistance = distance
+            if distance > clipping.bound { scale = clipping.bound / distance }
+        }
+        let weight = examples * scale  // exactly `examples` when not clipped
         // The first update sets the sums (no pass over a zeroed buffer); a refused first
         // update leaves them unused, so it needs no taking back.
         let first = contributors.isEmpty
@@ -156,8 +210,38 @@ public final class WeightedAverage {
             }
             added.append((position, counts[i]))
         }
-        totalWeight += weight
+        totalWeight += examples
+        if scale < 1 { referenceWeight += examples - weight }
         contributors.append(client)
+    }
+
+    /// The L2 distance of `tensors` (already validated) from the clipping reference, in one
+    /// pass that also refuses a NaN or infinite value before anything is added.
+    private func distanceFromReference(_ tensors: [WireTensor], client: String, round: UInt64) throws -> Double {
+        var squares = 0.0
+        for t in tensors {
+            let i = index[t.name]!, g = reference[i]
+            let part = t.bytes.withUnsafeBytes { raw -> Double in
+                let x = raw.bindMemory(to: Float.self).baseAddress!
+                var sum = 0.0, start = 0
+                while start < counts[i] {
+                    let n = min(Self.block, counts[i] - start)
+                    var part = Reductions.sumOfSquaredDifferences(x + start, g + start, count: n)
+                    if !part.isFinite {  // Float overflows past 1.8e19 apart: again in Double
+                        part = 0
+                        for j in start..<start + n { let d = Double(x[j]) - Double(g[j]); part += d * d }
+                    }
+                    sum += part
+                    start += n
+                }
+                return sum
+            }
+            // Finite Float values differ by at most 7e38, whose square Double holds: a sum
+            // that is not finite means a value that is not.
+            guard part.isFinite else { throw FederatedError.badUpdate(client: client, round: round, reason: UpdateTemplate.nonFinite(t.name)) }
+            squares += part
+        }
+        return squares.squareRoot()
     }
 
     private enum FoldMode { case set, add, subtract }
@@ -199,9 +283,22 @@ public final class WeightedAverage {
         return true
     }
 
-    /// Tensor `i`'s weighted mean, rounded once to Float32, into `t`.
+    /// Tensor `i`'s weighted mean, rounded once to Float32, into `t` (which may be the
+    /// clipping reference itself: each value is read before it is written).
     private func writeMean(_ i: Int, to t: Tensor) {
         let dst = t.data, n = counts[i], inv = 1 / totalWeight
+        if referenceWeight > 0 {
+            let g = reference[i], r = referenceWeight
+            switch precision {
+            case .float64:
+                let src = sums[i].assumingMemoryBound(to: Double.self)
+                for j in 0..<n { dst[j] = Float((src[j] + r * Double(g[j])) * inv) }
+            case .float32:
+                let src = sums[i].assumingMemoryBound(to: Float.self)
+                for j in 0..<n { dst[j] = Float((Double(src[j]) + r * Double(g[j])) * inv) }
+            }
+            return
+        }
         switch precision {
         case .float64:
             let src = sums[i].assumingMemoryBound(to: Double.self)

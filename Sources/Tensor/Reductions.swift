@@ -39,6 +39,24 @@ public enum Reductions {
 }
 
 extension Reductions {
+    /// Σ (x[i] − y[i])² for i in 0..<count: eight Float partial sums, combined in Double (keep
+    /// `count` to a few thousand for Float's precision). NaN or infinite when an x[i] or y[i] is.
+    @inlinable
+    public static func sumOfSquaredDifferences(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Double {
+        var acc = SIMD8<Float>()
+        var i = 0
+        let rx = UnsafeRawPointer(x), ry = UnsafeRawPointer(y)
+        while i + 8 <= count {
+            let d = rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - ry.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            acc += d * d
+            i += 8
+        }
+        var s = 0.0
+        for lane in 0..<8 { s += Double(acc[lane]) }
+        while i < count { let d = Double(x[i]) - Double(y[i]); s += d * d; i += 1 }
+        return s
+    }
+
     /// Whether every x[i] is finite (no NaN, no ±Inf): x − x is 0 for finite values and NaN otherwise.
     @inlinable
     public static func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool {

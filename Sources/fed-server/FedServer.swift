@@ -42,6 +42,7 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Seed of client sampling and local shuffling.") var seed: UInt64?
     @Option(help: "Directory for the checkpoint, metrics.jsonl, timings.jsonl and final-model.fkt; a restart with the same directory resumes.") var stateDir: String?
     @Option(help: "Largest example count one client's update may claim (weights are also capped by the count it declared when joining).") var maxExamplesPerClient: Int?
+    @Option(help: "Norm clipping: the largest L2 distance, over all shared tensors, a client's update counts with from the global model it was sent; a farther one counts as the global model plus its difference scaled to this length, so no client moves the model by more than its share of the examples times this bound (default: no bound).") var maxUpdateNorm: Double?
     @OptionGroup var model: ModelOptions
     @OptionGroup var tls: TLSOptions
     @OptionGroup var logging: LoggingOptions
@@ -81,6 +82,7 @@ struct FedServer: AsyncParsableCommand {
         c.training.seed = c.seed
         c.stateDirectory = try file.resolve(stateDir, "state-dir")
         c.maxExamplesPerClient = try file.resolve(maxExamplesPerClient, "max-examples-per-client", 1_000_000)
+        c.maxUpdateNorm = try file.resolve(maxUpdateNorm, "max-update-norm")
         do { try c.validate() } catch { throw ValidationError("\(error)") }
 
         var serverConfig = ServerConfiguration.mutualTLS(credentials: try tls.credentials(file))

@@ -53,6 +53,7 @@ struct SimOptions: ParsableArguments {
     @Option(help: "Seconds a round waits for its clients.") var roundTimeout: Double = 600
     @Option(help: "Client updates the server receives at once (fed-server --max-concurrent-receives); default: no bound.") var maxConcurrentReceives: Int?
     @Option(help: "The server's running sums (fed-server --aggregation-precision): float64 or float32.") var aggregationPrecision: AggregationPrecision = .float64
+    @Option(help: "Norm clipping at the server (fed-server --max-update-norm): the largest distance from the global model a client's update counts with; default: none.") var maxUpdateNorm: Double?
 
     func validate() throws {
         if let r = rounds, r < 1 { throw ValidationError("--rounds (\(r)) must be at least 1") }
@@ -60,6 +61,7 @@ struct SimOptions: ParsableArguments {
         guard dataFraction > 0 && dataFraction <= 1 else { throw ValidationError("--data-fraction (\(dataFraction)) must be in (0, 1]") }
         guard threads >= 1 else { throw ValidationError("--threads (\(threads)) must be at least 1") }
         if let r = maxConcurrentReceives, r < 1 { throw ValidationError("--max-concurrent-receives (\(r)) must be at least 1") }
+        if let b = maxUpdateNorm, !(b.isFinite && b > 0) { throw ValidationError("--max-update-norm (\(b)) must be a positive number") }
         guard clientsPerProcess >= 1 else { throw ValidationError("--clients-per-process (\(clientsPerProcess)) must be at least 1") }
         _ = try clientsPerDomain()
     }
@@ -108,6 +110,7 @@ struct SimOptions: ParsableArguments {
         p.roundTimeout = roundTimeout
         p.maxConcurrentReceives = maxConcurrentReceives
         p.aggregationPrecision = aggregationPrecision
+        p.maxUpdateNorm = maxUpdateNorm
         return p
     }
 
@@ -116,7 +119,8 @@ struct SimOptions: ParsableArguments {
          "rounds": String(rounds ?? preset.rounds), "partition": partition, "data": data ?? "digits5 (built-in)",
          "data_fraction": String(dataFraction), "seed": String(seed), "model": model.rawValue,
          "widths": widths ?? preset.widths.map { $0.map(String.init).joined(separator: ",") } ?? "standard",
-         "agc_lambda (fedwon)": String(agcLambda ?? 0.32), "threads_per_process": String(threads)]
+         "agc_lambda (fedwon)": String(agcLambda ?? 0.32), "threads_per_process": String(threads),
+         "max_update_norm": maxUpdateNorm.map { String($0) } ?? "none"]
     }
 
     /// Runs `strategies` one after another on identical data and seeds, then writes the summary and report.

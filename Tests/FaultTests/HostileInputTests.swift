@@ -20,8 +20,10 @@ final class HostileInputTests: XCTestCase {
     }
 
     /// One round with the honest "mnist-0" and, when `attack` is set, the hostile "evil-0".
-    func run(declared: UInt64 = 40, maxOffences: Int = 10, maxExamples: Int = 1_000_000, attack: Attack?) async throws -> Outcome {
+    func run(declared: UInt64 = 40, maxOffences: Int = 10, maxExamples: Int = 1_000_000, maxUpdateNorm: Double? = nil,
+             attack: Attack?) async throws -> Outcome {
         var config = InProcess.configuration(minFit: 1, minClients: attack == nil ? 1 : 2)
+        config.maxUpdateNorm = maxUpdateNorm
         config.roundTimeout = 4
         config.maxOffences = maxOffences
         config.maxExamplesPerClient = maxExamples
@@ -168,6 +170,36 @@ final class HostileInputTests: XCTestCase {
 /// the server says it disconnects the client for refused messages. Returns whether the
 /// session ended without a Goodbye (closed by the server, or the run ended mid-answer).
 extension HostileInputTests {
+    /// A well-formed update pushed far from the global model moves it by half its push
+    /// without a bound (two clients, equal examples), and by at most its share of the bound
+    /// with `maxUpdateNorm`: the coordinator counts it scaled to the bound and records that.
+    func testNormClippingBoundsHowFarAScaledUpdateMovesTheModel() async throws {
+        let push: Attack = { req, t in
+            var u = t
+            u[0] = WireTensor(name: u[0].name, shape: u[0].shape, floats: try! u[0].floats().map { $0 + 1000 })
+            return [Self.result(req, u)]
+        }
+        let honestOnly = try await run(attack: nil)
+        let unbounded = try await run(attack: push)
+        let bounded = try await run(maxUpdateNorm: 1, attack: push)
+        /// The largest change of any value from the model of the run without the pushing client.
+        func shift(_ o: Outcome) -> Float {
+            let a = o.global, b = honestOnly.global
+            var worst: Float = 0
+            for key in b.keys {
+                let x = a[key]!.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+                let y = b[key]!.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+                for (p, q) in zip(x, y) { worst = max(worst, abs(p - q)) }
+            }
+            return worst
+        }
+        XCTAssertEqual(Set(bounded.metrics[0].fit.map(\.client)), ["mnist-0", "evil-0"], "the pushed update was refused, not clipped")
+        XCTAssertGreaterThan(shift(unbounded), 100, "without a bound the push should have moved the model")
+        XCTAssertLessThan(shift(bounded), 0.5, "the bound did not hold the push back")
+        let evil = try XCTUnwrap(bounded.metrics[0].fit.first { $0.client == "evil-0" })
+        XCTAssertGreaterThan(try XCTUnwrap(evil.clippedFromDistance), 1000)
+        XCTAssertTrue(bounded.log.contains { $0.contains("evil-0") && $0.contains("counted at the bound") }, bounded.log.joined(separator: "\n"))
+    }
     /// With one receive slot, a client that starts its update and then stalls holds the slot
     /// only for the time its size allows: it is disconnected, and the honest client's update
     /// gets in long before the round's deadline.

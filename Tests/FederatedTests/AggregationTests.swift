@@ -177,6 +177,110 @@ final class AggregationTests: XCTestCase {
         }
     }
 
+    // MARK: Norm clipping
+
+    /// A small model as the clipping reference, and updates around it: `spread[k]` is the
+    /// standard deviation of update k's difference from the model.
+    func clippingSetup(spread: [Float], seed: UInt64) throws -> (model: Model, template: [(name: String, shape: [Int])], updates: [[WireTensor]]) {
+        let model = try ModelSpec.digitCNN(norm: .none, widths: [4, 4, 8, 16, 8], seed: 5).build()
+        let template = model.entries.map { ($0.name, $0.value.shape) }
+        var rng = SeededGenerator(seed: seed)
+        let updates = spread.map { std in
+            model.entries.map { e -> WireTensor in
+                let d = Tensor(zeros: e.value.shape)
+                d.fillNormal(std: std, using: &rng)
+                return WireTensor(name: e.name, shape: e.value.shape, floats: zip(e.value.values, d.values).map { $0 + $1 })
+            }
+        }
+        return (model, template, updates)
+    }
+
+    func distance(_ update: [WireTensor], from model: Model) -> Double {
+        let byName = Dictionary(uniqueKeysWithValues: model.entries.map { ($0.name, $0.value.values) })
+        return update.reduce(0.0) { sum, t in
+            zip(values(t), byName[t.name]!).reduce(sum) { let d = Double($1.0) - Double($1.1); return $0 + d * d }
+        }.squareRoot()
+    }
+
+    /// A bound no update reaches changes nothing: the same average bit for bit, in both precisions.
+    func testClippingThatNoUpdateReachesChangesNothing() throws {
+        let (model, template, updates) = try clippingSetup(spread: [0.1, 0.5, 1], seed: 3)
+        for precision in AggregationPrecision.allCases {
+            let plain = WeightedAverage(template: template, precision: precision)
+            let clipped = WeightedAverage(template: template, precision: precision, clipping: UpdateClipping(bound: 1e30, reference: model))
+            for (k, u) in updates.enumerated() {
+                try plain.add(u, weight: Double(10 + k), client: "c\(k)", round: 1)
+                try clipped.add(u, weight: Double(10 + k), client: "c\(k)", round: 1)
+                XCTAssertEqual(try XCTUnwrap(clipped.lastDistance), distance(u, from: model), accuracy: distance(u, from: model) * 1e-5)
+            }
+            let a = try XCTUnwrap(plain.result()), b = try XCTUnwrap(clipped.result())
+            for (name, _) in template { XCTAssertEqual(a[name]!.values, b[name]!.values, "\(precision) \(name)") }
+        }
+    }
+
+    /// An update farther than the bound counts as the reference plus its difference scaled to
+    /// the bound; nearer ones count as they are. Averaging into the reference model itself
+    /// (as the coordinator does) gives the same values.
+    func testAFarUpdateCountsAsTheReferencePlusItsDifferenceScaledToTheBound() throws {
+        let (model, template, updates) = try clippingSetup(spread: [0.01, 10, 0.02], seed: 5)
+        let distances = updates.map { distance($0, from: model) }
+        let bound = 10 * distances[2]
+        XCTAssertLessThan(distances[0], bound); XCTAssertGreaterThan(distances[1], 10 * bound)
+        let weights = [3.0, 5.0, 2.0]
+        let scales = distances.map { min(1, bound / $0) }
+        let reference = Dictionary(uniqueKeysWithValues: model.entries.map { ($0.name, $0.value.values) })
+        for precision in AggregationPrecision.allCases {
+            let avg = WeightedAverage(template: template, precision: precision, clipping: UpdateClipping(bound: bound, reference: model))
+            for (k, u) in updates.enumerated() { try avg.add(u, weight: weights[k], client: "c\(k)", round: 1) }
+            let r = try XCTUnwrap(avg.result())
+            var worst = 0.0
+            for (i, (name, _)) in template.enumerated() {
+                let g = reference[name]!
+                let expected = (0..<g.count).map { j -> Double in
+                    (0..<3).reduce(0.0) { acc, k in
+                        let x = Double(values(updates[k][i])[j]), gj = Double(g[j])
+                        return acc + weights[k] * (gj + scales[k] * (x - gj))
+                    } / weights.reduce(0, +)
+                }
+                for (got, want) in zip(r[name]!.values, expected) { worst = max(worst, abs(Double(got) - want)) }
+            }
+            XCTAssertLessThan(worst, 1e-5, "\(precision): the clipped average is off by \(worst)")
+            // Without clipping the far update would have moved the average by about 5/10 of its spread.
+            XCTAssertEqual(avg.totalWeight, weights.reduce(0, +))
+        }
+        // Into the reference itself: each value is read before it is written.
+        let avg = WeightedAverage(template: template, clipping: UpdateClipping(bound: bound, reference: model))
+        for (k, u) in updates.enumerated() { try avg.add(u, weight: weights[k], client: "c\(k)", round: 1) }
+        let expected = try XCTUnwrap(avg.result())
+        XCTAssertTrue(try avg.writeAverage(into: model))
+        for e in model.entries { XCTAssertEqual(e.value.values, expected[e.name]!.values, e.name) }
+    }
+
+    /// With clipping, the distance pass finds a NaN before anything is added; a huge but
+    /// finite update is not refused, only clipped.
+    func testClippingRefusesNaNBeforeAddingAndClipsHugeValues() throws {
+        let (model, template, updates) = try clippingSetup(spread: [0.1, 0.1], seed: 8)
+        let avg = WeightedAverage(template: template, clipping: UpdateClipping(bound: 1, reference: model))
+        try avg.add(updates[0], weight: 4, client: "good", round: 2)
+        let before = try XCTUnwrap(avg.result())
+        var poisoned = updates[1]
+        let last = poisoned.count - 1
+        poisoned[last] = WireTensor(name: poisoned[last].name, shape: poisoned[last].shape, floats: values(poisoned[last]).dropLast() + [.nan])
+        XCTAssertThrowsError(try avg.add(poisoned, weight: 4, client: "bad", round: 2)) { error in
+            XCTAssertTrue("\(error)".contains("NaN"), "\(error)")
+        }
+        let after = try XCTUnwrap(avg.result())
+        for (name, _) in template { XCTAssertEqual(before[name]!.values, after[name]!.values, name) }
+        XCTAssertEqual(avg.contributors, ["good"])
+
+        var huge = updates[1]
+        huge[0] = WireTensor(name: huge[0].name, shape: huge[0].shape, floats: values(huge[0]).map { $0 * 1e30 })
+        try avg.add(huge, weight: 4, client: "huge", round: 2)
+        XCTAssertGreaterThan(try XCTUnwrap(avg.lastDistance), 1e29)
+        let r = try XCTUnwrap(avg.result())
+        XCTAssertTrue(r.entries.allSatisfy { $0.tensor.values.allSatisfy(\.isFinite) })
+    }
+
     func testFedBNSharesEverythingButBatchNormAndFedWonNeedsTheNormFreeModel() throws {
         let model = try ModelSpec.digitCNN(norm: .batch, widths: [4, 4, 8, 8, 8]).build()
         let shared = model.entries.filter(FedBN().isShared).map(\.name)
