@@ -17,6 +17,7 @@ struct AggregateBench: ParsableCommand {
     @Option(help: "Repetitions (the best is reported).") var repeats = 5
     @Option(help: "Running sums: float64 (reproducible whatever the arrival order) or float32.")
     var precision: AggregationPrecision = .float64
+    @Option(help: "Norm clipping bound (fed-server --max-update-norm), measured from the model; default: none.") var maxUpdateNorm: Double?
     @Flag(help: "Print one JSON object per line.") var json = false
 
     func run() throws {
@@ -30,7 +31,9 @@ struct AggregateBench: ParsableCommand {
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
         var bestRead = Double.infinity, bestAggregate = Double.infinity
         var checksum: Float = 0
-        let avg = WeightedAverage(template: template, precision: precision)
+        if let b = maxUpdateNorm, !(b.isFinite && b > 0) { throw ValidationError("--max-update-norm (\(b)) must be a positive number") }
+        let avg = WeightedAverage(template: template, precision: precision,
+                                  clipping: maxUpdateNorm.map { UpdateClipping(bound: $0, reference: model) })
         for _ in 0..<repeats {
             var t = now()
             for u in updates {
@@ -50,9 +53,9 @@ struct AggregateBench: ParsableCommand {
         }
         let mb = Double(bytes) / 1e6
         if json {
-            print(#"{"bench":"aggregate","precision":"\#(precision.rawValue)","clients":\#(clients),"mb":\#(round2(mb)),"read_ms":\#(round2(bestRead * 1000)),"aggregate_ms":\#(round2(bestAggregate * 1000)),"ratio":\#(round2(bestAggregate / bestRead))}"#)
+            print(#"{"bench":"aggregate","precision":"\#(precision.rawValue)","max_update_norm":\#(maxUpdateNorm.map { String($0) } ?? "null"),"clients":\#(clients),"mb":\#(round2(mb)),"read_ms":\#(round2(bestRead * 1000)),"aggregate_ms":\#(round2(bestAggregate * 1000)),"ratio":\#(round2(bestAggregate / bestRead))}"#)
         } else {
-            print("\(precision.rawValue) sums, " + String(format: "%d updates, %.0f MB: one read %.1f ms (%.1f GB/s); validate + fold + average %.1f ms; ratio %.2f (checksum %g)",
+            print("\(precision.rawValue) sums\(maxUpdateNorm.map { ", clipped at \($0)" } ?? ""), " + String(format: "%d updates, %.0f MB: one read %.1f ms (%.1f GB/s); validate + fold + average %.1f ms; ratio %.2f (checksum %g)",
                          clients, mb, bestRead * 1000, mb / 1000 / bestRead, bestAggregate * 1000, bestAggregate / bestRead, checksum))
         }
     }
