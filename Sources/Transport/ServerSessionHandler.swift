@@ -130,18 +130,6 @@ final class ServerSessionHandler: ChannelInboundHandler {
 extension ServerSessionHandler: Sendable {}
 
 /// Switches the connection's outgoing chunked payloads to CRC-32C, once both peers announced it.
-/// Sends heartbeats at least every `interval`: the pipeline's idle handler is replaced by one
-/// with the same read timeout and a write timeout of `interval`, when that is shorter than the
-/// one it has. A client calls this with the interval the server announced in its Welcome.
-func heartbeat(atLeastEvery interval: TimeAmount, context: ChannelHandlerContext) {
-    let pipeline = context.pipeline.syncOperations
-    guard interval > .zero, let idle = try? pipeline.handler(type: IdleStateHandler.self),
-          idle.writeTimeout == nil || idle.writeTimeout! > interval else { return }
-    let replacement = IdleStateHandler(readTimeout: idle.readTimeout, writeTimeout: interval, allTimeout: idle.allTimeout)
-    guard (try? pipeline.addHandler(replacement, position: .after(idle))) != nil else { return }
-    pipeline.removeHandler(idle, promise: nil)
-}
-
 func useCRC32C(context: ChannelHandlerContext) {
     if let chunking = try? context.pipeline.syncOperations.handler(type: PayloadChunkingHandler.self) {
         chunking.checksum = .crc32c
