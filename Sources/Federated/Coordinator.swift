@@ -96,6 +96,8 @@ public actor Coordinator {
     let strategy: any Strategy
     /// The global model; only the strategy's shared tensors are ever sent or averaged.
     let model: Model
+    /// Bytes of tensor data in one client's update (the model's shared tensors).
+    public nonisolated let updateBytes: Int
     let logger: Logger
     /// Called after every round with its metrics (progress lines, tests).
     let onRound: @Sendable (RoundMetrics, RoundTiming) -> Void
@@ -144,8 +146,10 @@ public actor Coordinator {
                 onRound: @escaping @Sendable (RoundMetrics, RoundTiming) -> Void = { _, _ in }) throws {
         try configuration.validate()
         self.configuration = configuration
-        self.strategy = configuration.strategy.make()
-        self.model = try configuration.model.build()
+        let strategy = configuration.strategy.make(), model = try configuration.model.build()
+        self.strategy = strategy
+        self.model = model
+        self.updateBytes = model.entries.filter(strategy.isShared).reduce(0) { $0 + $1.value.count * 4 }
         self.logger = logger
         self.onRound = onRound
         if let dir = configuration.stateDirectory {

@@ -23,7 +23,7 @@ public struct ServerConfiguration: Sendable {
     /// for no bound. Each costs its full size until complete; a connection whose next payload
     /// finds the bound reached stops reading until another completes. Bounds the server's
     /// memory when many clients answer at once, at the price of serializing their uploads
-    /// (a client that uploads slowly keeps others waiting).
+    /// beyond the bound (see `concurrentReceives(within:payloadBytes:)` for a default).
     public var maximumConcurrentReceives: Int? = nil
     /// With `maximumConcurrentReceives`: the slowest pace, in bytes per second, of an update
     /// holding a receive slot. One that is not complete within `receiveGrace` plus its size over this
@@ -44,6 +44,17 @@ public struct ServerConfiguration: Sendable {
     public var capabilities: [String]
     /// Where connection events and refusals are logged.
     public var logger: Logger
+
+    /// Memory for updates being received at once that a server gets by default: 1 GiB.
+    public static let defaultReceiveBudget = 1 << 30
+
+    /// How many payloads of `payloadBytes` fit in `budget` bytes, at least one: a bound on
+    /// updates received at once that keeps their memory within the budget whatever the
+    /// number of clients, and lets as many uploads run side by side as the budget allows
+    /// (18 of the 57 MB digit model in 1 GiB).
+    public static func concurrentReceives(within budget: Int = defaultReceiveBudget, payloadBytes: Int) -> Int {
+        max(1, budget / max(payloadBytes, 1))
+    }
 
     /// A mutual-TLS configuration with safe defaults.
     /// - Parameters:

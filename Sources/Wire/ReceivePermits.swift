@@ -18,8 +18,9 @@ import NIOCore
 ///
 /// Thread-safe: connections on different event loops share one instance.
 public final class ReceivePermits: @unchecked Sendable {
-    /// Default slowest pace of a payload holding a permit: 1 MB/s.
-    public static let defaultMinimumRate = 1_000_000
+    /// Default slowest pace of a payload holding a permit: 0.1 MB/s (0.8 Mbit/s), so that only
+    /// a transfer that has all but stopped is cut off, not an honest client on a slow link.
+    public static let defaultMinimumRate = 100_000
     /// Default time a payload holding a permit has on top of its size over the rate: 10 s.
     public static let defaultGrace = TimeAmount.seconds(10)
 

@@ -24,8 +24,8 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Clients needed to start a round and to aggregate it.") var minFitClients: Int?
     @Option(help: "Clients that must be connected before the first round (default: --min-fit-clients).") var minClients: Int?
     @Option(help: "Requests outstanding at once (sent, not yet answered); default: every sampled client at once. Bounds memory when processes host many clients.") var maxInFlight: Int?
-    @Option(help: "Client updates received at once; others wait, unread, until one completes (default: no bound). Each update being received costs one model of memory.") var maxConcurrentReceives: Int?
-    @Option(help: "With --max-concurrent-receives: the slowest pace, in MB/s, of an update being received. One not complete within 10 s plus its size over this rate is dropped and its client disconnected (it reconnects), so that slow senders cannot keep the others waiting (default 1).") var minReceiveRate: Double?
+    @Option(help: "Client updates received at once; others wait, unread, until one completes. Each update being received costs one model of memory (default: as many as fit in 1 GiB, at least 1 — 18 of the digit model; 0: no bound).") var maxConcurrentReceives: Int?
+    @Option(help: "The slowest pace, in MB/s, of an update being received. One not complete within 10 s plus its size over this rate is dropped and its client disconnected (it reconnects), so that clients that stall their uploads cannot keep the others waiting (default 0.1; no limit with --max-concurrent-receives 0).") var minReceiveRate: Double?
     @Option(help: "Running sums of the streaming average: float64 (default; the average does not depend on the order in which updates arrive, so runs reproduce bit for bit) or float32 (half the memory, a faster fold, last bits depend on arrival order).") var aggregationPrecision: AggregationPrecision?
     @Option(help: "Seconds a round waits for results before closing with those it has.") var roundTimeout: Double?
     @Option(help: "Attempts at a round that misses its quorum before the run stops (default 3).") var maxRoundAttempts: Int?
@@ -90,10 +90,8 @@ struct FedServer: AsyncParsableCommand {
             serverConfig.allowedClients = Set(names.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         }
         serverConfig.logger = logger
-        if let receives = try file.resolve(maxConcurrentReceives, "max-concurrent-receives") {
-            guard receives >= 1 else { throw ValidationError("--max-concurrent-receives (\(receives)) must be at least 1") }
-            serverConfig.maximumConcurrentReceives = receives
-        }
+        let receives = try file.resolve(maxConcurrentReceives, "max-concurrent-receives")
+        if let receives, receives < 0 { throw ValidationError("--max-concurrent-receives (\(receives)) must be 0 (no bound) or more") }
         if let rate = try file.resolve(minReceiveRate, "min-receive-rate") {
             guard rate.isFinite, rate * 1e6 >= 1, rate <= 1e6 else {
                 throw ValidationError("--min-receive-rate (\(rate)) must be a number of MB/s between 0.000001 and 1000000")
@@ -115,6 +113,14 @@ struct FedServer: AsyncParsableCommand {
                 Console.line(line)
             }
         }
+        // Updates in memory at once are bounded by default, so that clients answering together
+        // cannot take the server's memory past a model-sized budget, however many they are.
+        let bound = receives ?? ServerConfiguration.concurrentReceives(payloadBytes: coordinator.updateBytes)
+        if bound > 0 { serverConfig.maximumConcurrentReceives = bound }
+        let megabytes = String(format: "%.1f", Double(coordinator.updateBytes) / 1e6)
+        let receiving = bound > 0 ? "receiving at most \(bound) update(s) of \(megabytes) MB at once (--max-concurrent-receives)"
+                                  : "receiving updates of \(megabytes) MB without a bound on how many at once"
+        logger.info("\(receiving)")
         let bindHost = try file.resolve(host, "host", "0.0.0.0")
         let server = try await FederationServer.start(host: bindHost, port: try file.resolve(port, "port", 7443), configuration: serverConfig)
         Console.line("fed-server: \(kind.rawValue) on \(c.model.architecture.rawValue)/\(c.model.norm.rawValue), listening on \(bindHost):\(server.port)")

@@ -51,7 +51,7 @@ struct SimOptions: ParsableArguments {
     @Option(help: "BLAS threads per child process.") var threads: Int = 1
     @Option(help: "Logical clients per fed-client process (one model in memory at a time per process); for many clients, e.g. --partition domain:20 --clients-per-process 10.") var clientsPerProcess: Int = 1
     @Option(help: "Seconds a round waits for its clients.") var roundTimeout: Double = 600
-    @Option(help: "Client updates the server receives at once (fed-server --max-concurrent-receives); default: no bound.") var maxConcurrentReceives: Int?
+    @Option(help: "Client updates the server receives at once (fed-server --max-concurrent-receives; 0: no bound); default: fed-server's, as many as fit in 1 GiB.") var maxConcurrentReceives: Int?
     @Option(help: "The server's running sums (fed-server --aggregation-precision): float64 or float32.") var aggregationPrecision: AggregationPrecision = .float64
     @Option(help: "Norm clipping at the server (fed-server --max-update-norm): the largest distance from the global model a client's update counts with; default: none.") var maxUpdateNorm: Double?
 
@@ -60,7 +60,7 @@ struct SimOptions: ParsableArguments {
         guard batch >= 1 else { throw ValidationError("--batch (\(batch)) must be at least 1") }
         guard dataFraction > 0 && dataFraction <= 1 else { throw ValidationError("--data-fraction (\(dataFraction)) must be in (0, 1]") }
         guard threads >= 1 else { throw ValidationError("--threads (\(threads)) must be at least 1") }
-        if let r = maxConcurrentReceives, r < 1 { throw ValidationError("--max-concurrent-receives (\(r)) must be at least 1") }
+        if let r = maxConcurrentReceives, r < 0 { throw ValidationError("--max-concurrent-receives (\(r)) must be 0 (no bound) or more") }
         if let b = maxUpdateNorm, !(b.isFinite && b > 0) { throw ValidationError("--max-update-norm (\(b)) must be a positive number") }
         guard clientsPerProcess >= 1 else { throw ValidationError("--clients-per-process (\(clientsPerProcess)) must be at least 1") }
         _ = try clientsPerDomain()

@@ -124,6 +124,19 @@ final class FederationTests: XCTestCase {
 
     func tensors(_ e: Envelope) throws -> [WireTensor] { try e.payload?.wireTensors() ?? [] }
 
+    /// The size of one client's update, which sets the server's default receive bound: every
+    /// tensor for FedAvg, every tensor but the BatchNorm ones for FedBN.
+    func testUpdateBytesCountTheSharedTensorsOnly() throws {
+        let avg = try Coordinator(configuration: config(.fedavg, norm: .batch, rounds: 1, clients: 1), logger: logger)
+        let bn = try Coordinator(configuration: config(.fedbn, norm: .batch, rounds: 1, clients: 1), logger: logger)
+        let model = try config(.fedavg, norm: .batch, rounds: 1, clients: 1).model.build()
+        let all = model.entries.reduce(0) { $0 + $1.value.count * 4 }
+        let normalization = model.entries.filter(\.isBatchNorm).reduce(0) { $0 + $1.value.count * 4 }
+        XCTAssertGreaterThan(normalization, 0)
+        XCTAssertEqual(avg.updateBytes, all)
+        XCTAssertEqual(bn.updateBytes, all - normalization)
+    }
+
     func testFedAvgAggregateIsTheWeightedMeanOfWhatClientsSent() async throws {
         try await checkFedAvgAggregate(precision: .float64)
     }

@@ -163,6 +163,18 @@ final class LoopbackIntegrationTests: XCTestCase {
         try await harness.assertGoodClientServed()
     }
 
+    /// The default bound on updates received at once keeps them within the budget: as many
+    /// whole updates as fit, at least one however large the model.
+    func testTheDefaultReceiveBoundFitsTheBudget() {
+        XCTAssertEqual(ServerConfiguration.defaultReceiveBudget, 1 << 30)
+        // The digit model's shared tensors (FedAvg: 14,219,210 Float32 values).
+        XCTAssertEqual(ServerConfiguration.concurrentReceives(payloadBytes: 14_219_210 * 4), 18)
+        XCTAssertEqual(ServerConfiguration.concurrentReceives(within: 100, payloadBytes: 30), 3)
+        XCTAssertEqual(ServerConfiguration.concurrentReceives(within: 100, payloadBytes: 100), 1)
+        XCTAssertEqual(ServerConfiguration.concurrentReceives(within: 100, payloadBytes: 101), 1, "a model larger than the budget is still received, one at a time")
+        XCTAssertEqual(ServerConfiguration.concurrentReceives(within: 100, payloadBytes: 0), 100)
+    }
+
     /// With `maximumConcurrentReceives` 1, three clients uploading at once are received one
     /// after another, every update intact, none timed out while it waited (read timeout 1 s).
     func testBoundedConcurrentReceivesDeliverEveryUploadIntact() async throws {
