@@ -11,25 +11,9 @@ final class ClientSessionHandler: ChannelInboundHandler {
     typealias InboundIn = Envelope
     typealias OutboundOut = Envelope
 
-    private enum State {
-        case awaitingIdentity
-        case awaitingWelcome(server: String)
-        case established(server: String)
-
-        var isEstablished: Bool { if case .established = self { true } else { false } }
-
-        var description: String {
-            switch self {
-            case .awaitingIdentity: return "waiting for the TLS handshake"
-            case .awaitingWelcome(let server): return "waiting for Welcome from \"\(server)\""
-            case .established(let server): return "in session with server \"\(server)\""
-            }
-        }
-    }
-
     private let hello: Fedkit_V1_Hello
     private let established: EventLoopPromise<PeerConnection>
-    private var state = State.awaitingIdentity
+    private var state = SessionState(peerRole: "server", greeting: "Welcome")
     private let core: SessionCore
     private var settled = false
 
@@ -42,7 +26,7 @@ final class ClientSessionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let identity = event as? PeerIdentified {
             core.logger[metadataKey: "server"] = "\(identity.name)"
-            state = .awaitingWelcome(server: identity.name)
+            state.stage = .awaitingGreeting(peer: identity.name)
             context.writeAndFlush(Self.wrapOutboundOut(Envelope(.hello(hello))), promise: nil)
             return
         }
@@ -53,17 +37,17 @@ final class ClientSessionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !core.closing else { return }
         let envelope = Self.unwrapInboundIn(data)
-        switch state {
+        switch state.stage {
         case .awaitingIdentity:
             fail(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state.description))
-        case .awaitingWelcome(let server):
+        case .awaitingGreeting(let server):
             switch envelope.body {
             case .welcome(let welcome):
                 guard welcome.protocolVersion == hello.protocolVersion else {
                     fail(context: context, error: TransportError.unsupportedVersion(welcome.protocolVersion, supported: [hello.protocolVersion]))
                     return
                 }
-                state = .established(server: server)
+                state.stage = .established(peer: server)
                 if welcome.capabilities.contains(WireProtocol.crc32cCapability) && hello.capabilities.contains(WireProtocol.crc32cCapability) {
                     useCRC32C(context: context)
                 }

@@ -24,25 +24,9 @@ final class ServerSessionHandler: ChannelInboundHandler {
         var logger: Logger
     }
 
-    private enum State {
-        case awaitingIdentity
-        case awaitingHello(peer: String)
-        case established(peer: String)
-
-        var isEstablished: Bool { if case .established = self { true } else { false } }
-
-        var description: String {
-            switch self {
-            case .awaitingIdentity: return "waiting for the TLS handshake"
-            case .awaitingHello(let peer): return "waiting for Hello from \"\(peer)\""
-            case .established(let peer): return "in session with client \"\(peer)\""
-            }
-        }
-    }
-
     private let settings: Settings
     private let onEstablished: @Sendable (PeerConnection) -> Void
-    private var state = State.awaitingIdentity
+    private var state = SessionState(peerRole: "client", greeting: "Hello")
     private let core: SessionCore
 
     init(settings: Settings, onEstablished: @escaping @Sendable (PeerConnection) -> Void) {
@@ -59,7 +43,7 @@ final class ServerSessionHandler: ChannelInboundHandler {
                 core.terminate(context: context, error: TransportError.peerNotAllowed(name: identity.name), reject: settings.supportedVersions)
                 return
             }
-            state = .awaitingHello(peer: identity.name)
+            state.stage = .awaitingGreeting(peer: identity.name)
             return
         }
         if core.handleIdle(context: context, event: event, established: state.isEstablished) { return }
@@ -69,10 +53,10 @@ final class ServerSessionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !core.closing else { return }
         let envelope = Self.unwrapInboundIn(data)
-        switch state {
+        switch state.stage {
         case .awaitingIdentity:
             core.terminate(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state.description))
-        case .awaitingHello(let peer):
+        case .awaitingGreeting(let peer):
             guard case .hello(let hello) = envelope.body else {
                 core.terminate(context: context, error: TransportError.outOfOrder(kind: envelope.kind, state: state.description))
                 return
@@ -106,7 +90,7 @@ final class ServerSessionHandler: ChannelInboundHandler {
         if welcome.capabilities.contains(WireProtocol.crc32cCapability) {
             useCRC32C(context: context)
         }
-        state = .established(peer: peer)
+        state.stage = .established(peer: peer)
         core.logger.info("client session established", metadata: [
             "peer": "\(peer)", "domain": "\(hello.dataset.domain)", "train_examples": "\(hello.dataset.trainExamples)",
         ])
@@ -118,7 +102,7 @@ final class ServerSessionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .established = state {} else if core.failure == nil {
+        if !state.isEstablished && core.failure == nil {
             core.logger.info("connection closed before a session was established", metadata: ["state": "\(state.description)"])
         }
         core.closed()

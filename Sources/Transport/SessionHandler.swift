@@ -4,6 +4,36 @@ import NIOCore
 import NIOSSL
 import Wire
 
+/// Where a session stands, seen from either end: the TLS handshake names the peer, then its
+/// greeting (Hello to the server, Welcome to the client) establishes the session.
+struct SessionState {
+    enum Stage {
+        case awaitingIdentity
+        case awaitingGreeting(peer: String)
+        case established(peer: String)
+    }
+
+    var stage = Stage.awaitingIdentity
+    /// What the other end is ("server", "client") and the greeting awaited from it.
+    let peerRole: String
+    let greeting: String
+
+    init(peerRole: String, greeting: String) {
+        self.peerRole = peerRole
+        self.greeting = greeting
+    }
+
+    var isEstablished: Bool { if case .established = stage { true } else { false } }
+
+    var description: String {
+        switch stage {
+        case .awaitingIdentity: return "waiting for the TLS handshake"
+        case .awaitingGreeting(let peer): return "waiting for \(greeting) from \"\(peer)\""
+        case .established(let peer): return "in session with \(peerRole) \"\(peer)\""
+        }
+    }
+}
+
 /// What both session handlers share: the stream towards the application, timeouts, heartbeats
 /// and the orderly way to end a connection with a logged reason.
 final class SessionCore {
