@@ -29,7 +29,7 @@ public enum DataError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .unsupportedDType(file, dtype): "\(file): unsupported element type \(dtype)"
         case let .malformed(file, reason): "\(file): \(reason)"
         case let .missingDomain(root, domain): "dataset folder \(root) has no sub-folder for domain \"\(domain)\""
-        case let .missingSplit(folder, split): "\(folder): no \(split) data (expected \(split).npz, \(split)-images.npy + \(split)-labels.npy, \(split)-images-idx3-ubyte[.gz] + \(split)-labels-idx1-ubyte[.gz], or \(split).bin)"
+        case let .missingSplit(folder, split): "\(folder): no \(split) data (expected \(split).npz, \(split)-images.npy + \(split)-labels.npy, \(split)-images-idx3-ubyte[.gz] + \(split)-labels-idx1-ubyte[.gz], \(split).pkl\(split == "train" ? " or partitions/train_part0.pkl" : ""), or \(split).bin)"
         case let .invalidSpec(value, reason): "\"\(value)\": \(reason)"
         }
     }

@@ -20,7 +20,9 @@ public enum DatasetFolder {
     /// 2. `SPLIT-images.npy` and `SPLIT-labels.npy`;
     /// 3. `SPLIT-images-idx3-ubyte` and `SPLIT-labels-idx1-ubyte`, each optionally
     ///    `.gz` (for `test`, MNIST's `t10k-` prefix works too);
-    /// 4. `SPLIT.bin` or CIFAR-10's `data_batch_*.bin` / `test_batch.bin`.
+    /// 4. for `train`, FedBN's `partitions/train_part*.pkl` (all of them, in order);
+    ///    `SPLIT.pkl` (a pickled `(images, labels)` of NumPy arrays, as FedBN keeps them);
+    /// 5. `SPLIT.bin` or CIFAR-10's `data_batch_*.bin` / `test_batch.bin`.
     /// Images are converted to `shape` (grey → 3 channels, bilinear resize).
     /// - Parameters:
     ///   - root: the dataset folder.
@@ -93,12 +95,39 @@ public enum DatasetFolder {
                 }
             }
         }
+        // FedBN's Digits-Five: `partitions/train_partK.pkl` (743 images each, the protocol's
+        // training data), else `SPLIT.pkl`.
+        if split == "train", let parts = partitionFiles(join(folder, "partitions")) {
+            return try concatenate(parts.map { try Pickle.load($0, domain: domain, shape: shape) }, domain: domain)
+        }
+        if let pkl = exists("\(split).pkl") { return try Pickle.load(pkl, domain: domain, shape: shape) }
         if let bin = exists("\(split).bin") { return try CIFAR10.load(batches: [bin], domain: domain, shape: shape) }
         let all = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).sorted()
         let batches = split == "train" ? all.filter { $0.hasPrefix("data_batch_") && $0.hasSuffix(".bin") }
                                        : all.filter { $0 == "test_batch.bin" }
         if !batches.isEmpty { return try CIFAR10.load(batches: batches.map { join(folder, $0) }, domain: domain, shape: shape) }
         throw DataError.missingSplit(folder: folder, split: split)
+    }
+
+    /// `train_part0.pkl`, `train_part1.pkl`, … in `folder`, in the order of their numbers; nil for none.
+    static func partitionFiles(_ folder: String) -> [String]? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let parts = names.compactMap { name -> (Int, String)? in
+            guard name.hasPrefix("train_part"), name.hasSuffix(".pkl"),
+                  let k = Int(name.dropFirst("train_part".count).dropLast(".pkl".count)) else { return nil }
+            return (k, join(folder, name))
+        }.sorted { $0.0 < $1.0 }
+        return parts.isEmpty ? nil : parts.map(\.1)
+    }
+
+    /// The images of `parts`, one after another (all already brought to one shape).
+    static func concatenate(_ parts: [Dataset], domain: String) throws -> Dataset {
+        let first = parts[0]
+        for p in parts where [p.channels, p.height, p.width] != [first.channels, first.height, first.width] {
+            throw DataError.malformed(file: domain, reason: "partitions hold images of \(first.channels)×\(first.height)×\(first.width) and \(p.channels)×\(p.height)×\(p.width)")
+        }
+        return Dataset(domain: domain, channels: first.channels, height: first.height, width: first.width,
+                       pixels: parts.flatMap(\.pixels), labels: parts.flatMap(\.labels), classCount: parts.map(\.classCount).max()!)
     }
 
     static func withClassCount(_ d: Dataset, _ classes: Int) -> Dataset {

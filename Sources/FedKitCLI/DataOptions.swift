@@ -13,7 +13,7 @@ public struct DataOptions: ParsableArguments {
     public var dataFraction: Double?
     @Option(help: "digits5 only: training images generated per domain (default 7438, the FedBN protocol).")
     public var trainCount: Int?
-    @Option(help: "digits5 only: test images generated per domain (default 1860).")
+    @Option(help: "digits5: test images generated per domain (default 1860); a dataset folder: at most this many of its test images, the first (default: all).")
     public var testCount: Int?
     @Option(help: "Seed of data generation and partitioning.")
     public var dataSeed: UInt64?
@@ -40,7 +40,12 @@ public struct DataOptions: ParsableArguments {
             guard train >= 10, test >= 10 else { throw ValidationError("--train-count (\(train)) and --test-count (\(test)) must be at least 10") }
             domainData = Digits5.makeDomains([d], trainCount: train, testCount: test, seed: seed)[0]
         } else {
-            domainData = try DatasetFolder.load(root: source, domains: [domain])[0]
+            var d = try DatasetFolder.load(root: source, domains: [domain])[0]
+            if let limit = try config.resolve(testCount, "test-count") {
+                guard limit >= 1 else { throw ValidationError("--test-count (\(limit)) must be at least 1") }
+                if limit < d.test.count { d.test = d.test.subset(Array(0..<limit)) }
+            }
+            domainData = d
         }
         let shardText = try config.resolve(partition, "partition", "0/1")
         let parts = shardText.split(separator: "/").compactMap { Int($0) }

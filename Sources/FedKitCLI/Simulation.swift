@@ -18,6 +18,8 @@ public struct SimulationPlan: Sendable {
     public var dataFraction: Double = 0.1
     public var trainCount: Int = Digits5.protocolTrainCount
     public var testCount: Int = Digits5.protocolTestCount
+    /// With `dataFolder`: at most this many of each domain's test images, the first; nil for all.
+    public var folderTestLimit: Int?
     public var dataSeed: UInt64 = 1
     public var fraction: Double = 1
     public var roundTimeout: Double = 600
@@ -217,7 +219,7 @@ public final class Simulator: @unchecked Sendable {
                             "--data-seed", String(plan.dataSeed), "--state-dir", "\(directory)/clients/\(c.name)",
                             "--threads", String(plan.threadsPerProcess), "--max-attempts", "20"]
                 if let folder = plan.dataFolder {
-                    args += ["--data", "\(folder):\(c.domain)"]
+                    args += ["--data", "\(folder):\(c.domain)"] + (plan.folderTestLimit.map { ["--test-count", String($0)] } ?? [])
                 } else {
                     args += ["--data", "digits5:\(c.domain)", "--train-count", String(plan.trainCount), "--test-count", String(plan.testCount)]
                 }
@@ -233,7 +235,7 @@ public final class Simulator: @unchecked Sendable {
                             "--data-seed", String(plan.dataSeed), "--state-dir", "\(directory)/clients",
                             "--threads", String(plan.threadsPerProcess), "--max-attempts", "20"]
                 if let folder = plan.dataFolder {
-                    args += ["--data", folder]
+                    args += ["--data", folder] + (plan.folderTestLimit.map { ["--test-count", String($0)] } ?? [])
                 } else {
                     args += ["--data", "digits5", "--train-count", String(plan.trainCount), "--test-count", String(plan.testCount)]
                 }

@@ -37,7 +37,7 @@ struct SimOptions: ParsableArguments {
     @Option(help: "Partition: domain (one client per domain) or domain:K (K clients per domain).") var partition: String = "domain"
     @Option(help: "Fraction of each domain's training split used (FedBN: 0.1).") var dataFraction: Double = 0.1
     @Option(help: "digits5: training images generated per domain (before --data-fraction).") var trainCount: Int?
-    @Option(help: "digits5: test images per domain.") var testCount: Int?
+    @Option(help: "digits5: test images per domain; --data: at most this many of each domain's test images, the first (default: all of them).") var testCount: Int?
     @Option(help: "Local batch size.") var batch: Int = 32
     @Option(help: "Local learning rate (default: the preset's).") var lr: Float?
     @Option(help: "Local epochs per round.") var epochs: Int = 1
@@ -103,6 +103,7 @@ struct SimOptions: ParsableArguments {
         p.dataFraction = dataFraction
         p.trainCount = trainCount ?? preset.trainCount
         p.testCount = testCount ?? preset.testCount
+        if data != nil { p.folderTestLimit = testCount }
         p.dataSeed = seed
         p.fraction = fraction
         p.threadsPerProcess = threads
