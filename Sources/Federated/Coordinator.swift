@@ -98,6 +98,8 @@ public actor Coordinator {
     let model: Model
     /// Bytes of tensor data in one client's update (the model's shared tensors).
     public nonisolated let updateBytes: Int
+    /// Where the run stands, for monitoring; readable from any thread.
+    public nonisolated let status: StatusBoard
     let logger: Logger
     /// Called after every round with its metrics (progress lines, tests).
     let onRound: @Sendable (RoundMetrics, RoundTiming) -> Void
@@ -150,6 +152,7 @@ public actor Coordinator {
         self.strategy = strategy
         self.model = model
         self.updateBytes = model.entries.filter(strategy.isShared).reduce(0) { $0 + $1.value.count * 4 }
+        self.status = StatusBoard(FederationStatus(strategy: configuration.strategy.rawValue, totalRounds: configuration.rounds, completedRounds: 0))
         self.logger = logger
         self.onRound = onRound
         if let dir = configuration.stateDirectory {
@@ -166,6 +169,7 @@ public actor Coordinator {
                 try model.load(tensors, requireAll: false)
                 completedRound = meta.round
                 metrics = meta.metrics
+                status.update { $0.completedRounds = meta.round; $0.lastRound = meta.metrics.last }
                 logger.info("resuming after round \(meta.round) from \(Self.checkpointPath(dir))")
             }
         }
@@ -191,6 +195,7 @@ public actor Coordinator {
         clients[name] = Client(connection: connection, domain: summary.domain.isEmpty ? name : summary.domain,
                                declaredExamples: Int(clamping: summary.trainExamples))
         logger.info("client \"\(name)\" joined (domain \(summary.domain), \(summary.trainExamples) training examples)")
+        publishConnected()
         let id = ObjectIdentifier(connection)
         Task {
             do {
@@ -212,6 +217,12 @@ public actor Coordinator {
             logger.warning("client \"\(name)\" disconnected during round \(phaseRound)")
         }
         logger.info("client \"\(name)\" left")
+        publishConnected()
+    }
+
+    func publishConnected() {
+        let names = clients.keys.sorted()
+        status.update { $0.connectedClients = names }
     }
 
     /// Refuses a message: logged with the client and reason; repeated offences disconnect the
@@ -413,17 +424,24 @@ public actor Coordinator {
         let total = UInt64(configuration.rounds)
         var round = completedRound + 1
         firstRoundOfRun = round
-        while round <= total {
-            try await runRound(round)
-            round += 1
+        do {
+            while round <= total {
+                try await runRound(round)
+                round += 1
+            }
+        } catch {
+            status.update { $0.phase = .failed; $0.round = nil }
+            throw error
         }
         if let dir = configuration.stateDirectory {
             try TensorArchive.write(model.liveState(where: strategy.isShared), metadata: CheckpointMetadata(round: completedRound, strategy: configuration.strategy,
                                                                                  model: configuration.model, metrics: metrics),
                                     to: dir + "/final-model.fkt")
         }
+        status.update { $0.phase = .finished; $0.round = nil }
         for (_, c) in clients { await c.connection.goodbye(reason: "federation finished after round \(completedRound)") }
         clients.removeAll()
+        publishConnected()
         return metrics
     }
 
@@ -458,6 +476,7 @@ public actor Coordinator {
                 request.config = settings.proto
                 bytesOut = tensors.reduce(0) { $0 + $1.bytes.count } * selected.count
                 phase = .fit; phaseRound = round
+                status.update { $0.phase = .training; $0.round = round; $0.roundAttempts += 1 }
                 expecting = Set(selected); lost = []; fits = []; refused = []; bytesIn = 0
                 // One accumulator for the whole run, emptied each attempt: a fresh one the size
                 // of the model would cost more in page faults than folding an update.
@@ -501,6 +520,7 @@ public actor Coordinator {
             request.parameters = Fedkit_V1_Payload(tensors)
             let targets = clients.keys.sorted()
             phase = .evaluate; phaseRound = round; expecting = Set(targets); evaluations = []
+            status.update { $0.phase = .evaluating }
             record.bytesOut += tensors.reduce(0) { $0 + $1.bytes.count } * targets.count
             try await dispatch(Envelope(.evaluateRequest(request)), to: targets, until: evalStart + .seconds(configuration.roundTimeout))
             try await waitForAnswers(until: evalStart + .seconds(configuration.roundTimeout))
@@ -526,6 +546,14 @@ public actor Coordinator {
         let timing = RoundTiming(round: round, fitSeconds: fitSeconds, evaluateSeconds: evaluateSeconds,
                                  checkpointSeconds: (ContinuousClock.now - checkpointStart).seconds)
         timings.append(timing)
+        let finished = record
+        status.update {
+            $0.phase = .waiting; $0.round = nil; $0.completedRounds = round
+            $0.lastRound = finished; $0.lastRoundTiming = timing; $0.lastRoundEnded = Date().timeIntervalSince1970
+            $0.updatesAccepted += finished.fit.count; $0.updatesRefused += finished.refused.count
+            $0.clientsDropped += finished.dropped.count
+            $0.bytesReceived += finished.bytesIn; $0.bytesSent += finished.bytesOut
+        }
         if let dir = configuration.stateDirectory {
             try? AtomicFile.write(JSONLines.encode(timings), to: dir + "/timings.jsonl")
         }

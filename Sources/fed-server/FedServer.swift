@@ -43,6 +43,8 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Directory for the checkpoint, metrics.jsonl, timings.jsonl and final-model.fkt; a restart with the same directory resumes.") var stateDir: String?
     @Option(help: "Largest example count one client's update may claim (weights are also capped by the count it declared when joining).") var maxExamplesPerClient: Int?
     @Option(help: "Norm clipping: the largest L2 distance, over all shared tensors, a client's update counts with from the global model it was sent; a farther one counts as the global model plus its difference scaled to this length, so no client moves the model by more than its share of the examples times this bound (default: no bound).") var maxUpdateNorm: Double?
+    @Option(help: "Serve the run's status over plain HTTP on this port (0: any free port, printed at start): /metrics (Prometheus), /status (JSON), /healthz. Default: off.") var statusPort: Int?
+    @Option(help: "Address the status port listens on (default 127.0.0.1; it carries client names and accuracies but no model data: open it only to a monitoring network).") var statusHost: String?
     @OptionGroup var model: ModelOptions
     @OptionGroup var tls: TLSOptions
     @OptionGroup var logging: LoggingOptions
@@ -121,18 +123,32 @@ struct FedServer: AsyncParsableCommand {
         let receiving = bound > 0 ? "receiving at most \(bound) update(s) of \(megabytes) MB at once (--max-concurrent-receives)"
                                   : "receiving updates of \(megabytes) MB without a bound on how many at once"
         logger.info("\(receiving)")
+        let statusPort = try file.resolve(statusPort, "status-port"), statusHost = try file.resolve(statusHost, "status-host", "127.0.0.1")
+        if let statusPort, !(0...65535).contains(statusPort) { throw ValidationError("--status-port (\(statusPort)) must be a port number, 0...65535") }
         let bindHost = try file.resolve(host, "host", "0.0.0.0")
         let server = try await FederationServer.start(host: bindHost, port: try file.resolve(port, "port", 7443), configuration: serverConfig)
         Console.line("fed-server: \(kind.rawValue) on \(c.model.architecture.rawValue)/\(c.model.norm.rawValue), listening on \(bindHost):\(server.port)")
+        var statusEndpoint: StatusEndpoint?
+        if let statusPort {
+            do {
+                statusEndpoint = try await StatusEndpoint.start(host: statusHost, port: statusPort, routes: StatusPage.routes(coordinator.status))
+            } catch {
+                await server.close()
+                throw ValidationError("--status-port \(statusPort) on \(statusHost): \(error)")
+            }
+            Console.line("fed-server: status on http://\(statusHost):\(statusEndpoint!.port) (/metrics, /status, /healthz)")
+        }
         do {
             let metrics = try await coordinator.run(connections: server.connections)
             await server.close()
+            await statusEndpoint?.close()
             if let last = metrics.last, let acc = last.meanAccuracy {
                 Console.line("fed-server: finished \(metrics.count) rounds; final mean test accuracy \(String(format: "%.4f", acc))")
                 for e in last.evaluation { Console.line("  \(e.client) (\(e.domain)): \(String(format: "%.4f", e.accuracy))") }
             }
         } catch {
             await server.close()
+            await statusEndpoint?.close()
             logger.error("\(error)")
             throw ExitCode(1)
         }

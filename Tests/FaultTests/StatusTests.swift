@@ -1,0 +1,144 @@
+@testable import Federated
+import Foundation
+import Transport
+import XCTest
+@testable import FedKitCLI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `fed-server --status-port`: what a monitoring system scrapes while a federation runs.
+final class StatusTests: XCTestCase {
+    /// One HTTP/1.1 request over a plain socket; the status and body of the answer.
+    static func http(_ port: Int, _ path: String, method: String = "GET", raw: String? = nil) throws -> (status: Int, body: String) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw DaemonError("socket() failed") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw DaemonError("cannot connect to 127.0.0.1:\(port)") }
+        let request = raw ?? "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        var bytes = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            bytes += buffer[0..<n]
+        }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let statusLine = text.split(separator: "\r\n").first, let code = statusLine.split(separator: " ").dropFirst().first.flatMap({ Int($0) }),
+              let split = text.range(of: "\r\n\r\n") else {
+            throw DaemonError("not an HTTP response: \(text.prefix(200))")
+        }
+        return (code, String(text[split.upperBound...]))
+    }
+
+    func testPrometheusTextHasEveryFigureWithItsTypeAndEscapedLabels() throws {
+        var s = FederationStatus(strategy: "fedwon", totalRounds: 10, completedRounds: 3, phase: .training, started: 1_700_000_000)
+        s.round = 4
+        s.connectedClients = ["a", "b"]
+        s.lastRound = RoundMetrics(round: 3, selected: ["a", "b"], fit: [ClientFit(client: "a", examples: 5, trainLoss: 1, trainAccuracy: 0.5)],
+                                   refused: ["b: late"], dropped: ["b"],
+                                   evaluation: [ClientEvaluation(client: "a \"quoted\"\\", domain: "svhn", loss: 0.25, accuracy: 0.75, examples: 10)],
+                                   meanAccuracy: 0.75, bytesOut: 200, bytesIn: 100, attempts: 1)
+        s.lastRoundTiming = RoundTiming(round: 3, fitSeconds: 1.5, evaluateSeconds: 0.5, checkpointSeconds: 0.125)
+        s.roundAttempts = 4
+        s.updatesAccepted = 5
+        s.bytesReceived = 12_345_678_901
+        let text = StatusPage.prometheus(s)
+        for line in [
+            "fedkit_info{strategy=\"fedwon\"} 1",
+            "fedkit_rounds_total 10", "fedkit_rounds_completed 3", "fedkit_round_in_progress 4",
+            "fedkit_phase{phase=\"training\"} 1", "fedkit_phase{phase=\"waiting\"} 0",
+            "fedkit_clients_connected 2", "fedkit_start_time_seconds 1700000000",
+            "fedkit_last_round_seconds{part=\"fit\"} 1.5", "fedkit_last_round_seconds{part=\"checkpoint\"} 0.125",
+            "fedkit_last_round 3", "fedkit_last_round_clients_selected 2", "fedkit_last_round_clients_answered 1",
+            "fedkit_last_round_mean_test_accuracy 0.75",
+            "fedkit_client_test_accuracy{client=\"a \\\"quoted\\\"\\\\\",domain=\"svhn\"} 0.75",
+            "fedkit_client_test_loss{client=\"a \\\"quoted\\\"\\\\\",domain=\"svhn\"} 0.25",
+            "fedkit_round_attempts_total 4", "fedkit_updates_accepted_total 5", "fedkit_received_bytes_total 12345678901",
+            "# TYPE fedkit_updates_refused_total counter", "# TYPE fedkit_clients_connected gauge",
+        ] {
+            XCTAssertTrue(text.split(separator: "\n").contains(Substring(line)), "missing \(line) in:\n\(text)")
+        }
+        // Every sample line is NAME[{labels}] VALUE, after its HELP and TYPE.
+        var typed = Set<String>()
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("# TYPE ") { typed.insert(String(line.split(separator: " ")[2])); continue }
+            if line.hasPrefix("#") { continue }
+            let name = String(line.prefix { $0 != "{" && $0 != " " })
+            XCTAssertTrue(typed.contains(name), "\(name) has no TYPE line")
+            XCTAssertNotNil(Double(line.split(separator: " ").last!), "value of \(line)")
+        }
+        // Before any round: no last-round figures at all.
+        let fresh = StatusPage.prometheus(FederationStatus(strategy: "fedavg", totalRounds: 1, completedRounds: 0))
+        XCTAssertFalse(fresh.contains("fedkit_last_round"), fresh)
+    }
+
+    func testTheEndpointAnswersGETsOfKnownPathsAndNothingElse() async throws {
+        let endpoint = try await StatusEndpoint.start(host: "127.0.0.1", port: 0) { path in
+            path == "/hello" ? .init(body: "hi\n") : nil
+        }
+        let port = endpoint.port
+        // Blocking sockets: the endpoint answers on its own event loops.
+        let hello = try Self.http(port, "/hello?x=1")
+        XCTAssertEqual(hello.status, 200)
+        XCTAssertEqual(hello.body, "hi\n")
+        XCTAssertEqual(try Self.http(port, "/nope").status, 404)
+        XCTAssertEqual(try Self.http(port, "/hello", method: "POST").status, 405)
+        XCTAssertEqual(try Self.http(port, "", raw: "this is not HTTP\r\n\r\n").status, 400)
+        XCTAssertEqual(try Self.http(port, "/hello").body, "hi\n", "the endpoint still serves after a bad request")
+        await endpoint.close()
+    }
+
+    /// A real fed-server with `--status-port 0`: /metrics, /status and /healthz follow the run.
+    func testAServersStatusFollowsTheRun() throws {
+        let names = ["mnist-0", "usps-0"]
+        let fed = try DaemonFederation(name: "status", clients: names)
+        addTeardownBlock { [unowned self] in fed.stopAll(); fed.finish(keepingLogs: (self.testRun?.totalFailureCount ?? 0) > 0) }
+        let rounds = 8  // rounds of a fraction of a second each: the test looks in on one in the middle
+        let server = try fed.startServer(stateDir: fed.root + "/server", rounds: rounds, minFit: 2, minClients: 2, roundTimeout: 30,
+                                         extra: ["--status-port", "0"])
+        let port = try fed.port(of: server)
+        let line = try fed.waitForLine(server, containing: "status on http://127.0.0.1:", timeout: 30)
+        let statusPort = try XCTUnwrap(line.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) }, line)
+        // Before any client: waiting, nobody connected, healthy.
+        let before = try Self.http(statusPort, "/metrics")
+        XCTAssertEqual(before.status, 200)
+        XCTAssertTrue(before.body.contains("fedkit_rounds_completed 0\n"), before.body)
+        XCTAssertTrue(before.body.contains("fedkit_clients_connected 0\n"), before.body)
+        XCTAssertEqual(try Self.http(statusPort, "/healthz").body, "ok\n")
+
+        for n in names { _ = try fed.startClient(n, port: port, trainCount: 400) }
+        let status = try fed.waitFor("a round to complete", timeout: 90, logs: [server]) { () -> FederationStatus? in
+            let body = try Self.http(statusPort, "/status").body
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase
+            let s = try decoder.decode(FederationStatus.self, from: Data(body.utf8))
+            return s.completedRounds >= 1 && s.completedRounds < UInt64(rounds) ? s : nil
+        }
+        XCTAssertEqual(status.strategy, "fedbn")
+        XCTAssertEqual(status.totalRounds, rounds)
+        XCTAssertEqual(status.connectedClients, names.sorted())
+        XCTAssertEqual(status.lastRound?.selected.sorted(), names.sorted())
+        XCTAssertEqual(status.lastRound?.evaluation.count, 2)
+        XCTAssertGreaterThan(status.bytesReceived, 0)
+        XCTAssertGreaterThanOrEqual(status.updatesAccepted, 2)
+        let metrics = try Self.http(statusPort, "/metrics").body
+        XCTAssertTrue(metrics.contains("fedkit_client_test_accuracy{client=\"mnist-0\",domain=\"mnist\"} "), metrics)
+        XCTAssertTrue(metrics.contains("fedkit_clients_connected 2\n"), metrics)
+        XCTAssertEqual(try server.waitForExit(timeout: 120), 0, server.tail())
+        // The status port closes with the server.
+        XCTAssertThrowsError(try Self.http(statusPort, "/healthz"))
+        // What the status reported agrees with the metrics file.
+        XCTAssertEqual(fed.metrics(fed.root + "/server").first(where: { $0.round == status.lastRound?.round }), status.lastRound)
+    }
+}
