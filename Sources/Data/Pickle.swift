@@ -100,6 +100,10 @@ public enum Pickle {
         var at = 0
         var stack: [Value] = []
         var memo: [Int: Value] = [:]
+        /// Tuples, lists and dicts made so far: NumPy arrays need a few each, and a cap keeps
+        /// a hostile pickle from nesting values deeper than the stack can free.
+        var containers = 0
+        static let maximumContainers = 10_000
 
         init(bytes: [UInt8], file: String) {
             self.bytes = bytes
@@ -149,6 +153,10 @@ public enum Pickle {
             while true {
                 let start = at
                 let op = try take(1).first!
+                if [0x29, 0x74, 0x85, 0x86, 0x87, 0x5D, 0x6C, 0x7D].contains(op) {
+                    containers += 1
+                    guard containers <= Self.maximumContainers else { throw bad("more than \(Self.maximumContainers) tuples, lists and dicts") }
+                }
                 switch op {
                 case 0x80: _ = try take(1)                                   // PROTO
                 case 0x95: _ = try take(8)                                   // FRAME
@@ -311,7 +319,8 @@ public enum Pickle {
                 let (p, o) = acc.0.multipliedReportingOverflow(by: n)
                 return (p, acc.1 || o)
             }
-            guard !overflow, count.multipliedReportingOverflow(by: type.size).partialValue == data.count else {
+            let (bytes, tooMany) = count.multipliedReportingOverflow(by: type.size)
+            guard !overflow, !tooMany, bytes == data.count else {
                 throw DataError.malformed(file: file, reason: "an array of shape \(shape) and type '\(dtype.descr)' holds \(data.count) bytes")
             }
             guard !fortran || shape.filter({ $0 > 1 }).count <= 1 else {

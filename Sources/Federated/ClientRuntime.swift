@@ -55,6 +55,8 @@ public final class ClientRuntime: @unchecked Sendable {
     public private(set) var lastRound: UInt64 = 0
     /// What the last local training produced (nil before the first).
     public private(set) var lastFit: FitSummary?
+    /// Where this client stands, for monitoring; readable from any thread.
+    public let status: StatusBoard<ClientStatus>
 
     /// Why `serve` returned.
     public enum Outcome: Sendable, Equatable {
@@ -68,7 +70,10 @@ public final class ClientRuntime: @unchecked Sendable {
     public init(name: String, learner: LocalLearner, stateDirectory: String?, logger: Logger) throws {
         self.name = name; self.spec = learner.model.spec; self.data = learner.data
         self.stateDirectory = stateDirectory; self.logger = logger; self.resident = learner
+        self.status = StatusBoard(ClientStatus(client: name, domain: learner.data.domain, trainExamples: learner.data.trainIndices.count,
+                                               testExamples: learner.data.test.count))
         try restore(into: learner.model)
+        status.update { [lastRound] in $0.lastTrainedRound = lastRound }
     }
 
     /// A client whose model lives only while it trains or evaluates; between requests its
@@ -76,9 +81,12 @@ public final class ClientRuntime: @unchecked Sendable {
     public init(name: String, spec: ModelSpec, data: LocalData, stateDirectory: String, logger: Logger) throws {
         self.name = name; self.spec = spec; self.data = data
         self.stateDirectory = stateDirectory; self.logger = logger; self.resident = nil
+        self.status = StatusBoard(ClientStatus(client: name, domain: data.domain, trainExamples: data.trainIndices.count,
+                                               testExamples: data.test.count))
         try AtomicFile.makeDirectory(stateDirectory)
         AtomicFile.removeStaleTemporaries(of: (stateDirectory as String) + "/state.fkt")
         if let (_, meta) = try readState() { lastRound = meta.round }
+        status.update { [lastRound] in $0.lastTrainedRound = lastRound }
     }
 
     /// The in-memory learner of a resident runtime.
@@ -162,6 +170,7 @@ public final class ClientRuntime: @unchecked Sendable {
                 return refusal(error)
             }
             func refusal(_ error: any Error) -> Envelope {
+                status.update { $0.requestsRefused += 1 }
                 logger.error("round \(round): cannot use the server's \(what): \(error)")
                 var e = Fedkit_V1_Error()
                 e.code = .malformed
@@ -169,6 +178,8 @@ public final class ClientRuntime: @unchecked Sendable {
                 return Envelope(.error(e))
             }
         }
+        status.update { $0.connected = true; $0.sessions += 1 }
+        defer { status.update { $0.connected = false } }
         do {
             for try await envelope in connection.inbound {
                 switch envelope.body {
@@ -178,6 +189,7 @@ public final class ClientRuntime: @unchecked Sendable {
                     try await connection.send(try await handle("evaluation request", round: request.round) { try self.evaluate(request) })
                 case .goodbye(let g):
                     logger.info("server said goodbye: \(g.reason)")
+                    status.update { $0.finished = true }
                     await connection.close()
                     return .finished(reason: g.reason)
                 case .error(let e):
@@ -215,6 +227,11 @@ public final class ClientRuntime: @unchecked Sendable {
                 lastRound = request.round
                 lastFit = summary
                 try saveState(learner.model)
+                status.update {
+                    $0.roundsTrained += 1; $0.lastTrainedRound = request.round; $0.lastActivity = Date().timeIntervalSince1970
+                    $0.lastFit = .init(round: request.round, examples: summary.examples, steps: summary.steps, loss: summary.loss,
+                                       accuracy: summary.accuracy, seconds: summary.seconds, clippedUnits: summary.clippedUnits)
+                }
                 logger.info("round \(request.round): trained \(summary.steps) steps on \(summary.examples) examples, loss \(summary.loss), accuracy \(summary.accuracy)")
                 var result = Fedkit_V1_FitResult()
                 result.round = request.round
@@ -229,6 +246,7 @@ public final class ClientRuntime: @unchecked Sendable {
                 // and keep none of it (a diverged forward pass has already moved the running statistics).
                 try learner.model.load(before)
                 logger.error("round \(request.round): local training failed: \(error)")
+                status.update { $0.requestsRefused += 1 }
                 var e = Fedkit_V1_Error()
                 e.code = .internal
                 e.message = "client \(name) round \(request.round): \(error)"
@@ -246,12 +264,17 @@ public final class ClientRuntime: @unchecked Sendable {
                 s = try learner.evaluate()
             } catch let error as NNError {
                 logger.error("round \(request.round): evaluation failed: \(error)")
+                status.update { $0.requestsRefused += 1 }
                 var e = Fedkit_V1_Error()
                 e.code = .internal
                 e.message = "client \(name) round \(request.round): evaluation failed: \(error)"
                 return Envelope(.error(e))
             }
             logger.info("round \(request.round): test accuracy \(s.accuracy) on \(s.examples) examples")
+            status.update {
+                $0.evaluations += 1; $0.lastActivity = Date().timeIntervalSince1970
+                $0.lastEvaluation = .init(round: request.round, examples: s.examples, loss: s.loss, accuracy: s.accuracy)
+            }
             var result = Fedkit_V1_EvaluateResult()
             result.round = request.round
             result.loss = s.loss

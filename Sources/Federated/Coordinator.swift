@@ -99,7 +99,7 @@ public actor Coordinator {
     /// Bytes of tensor data in one client's update (the model's shared tensors).
     public nonisolated let updateBytes: Int
     /// Where the run stands, for monitoring; readable from any thread.
-    public nonisolated let status: StatusBoard
+    public nonisolated let status: StatusBoard<FederationStatus>
     let logger: Logger
     /// Called after every round with its metrics (progress lines, tests).
     let onRound: @Sendable (RoundMetrics, RoundTiming) -> Void

@@ -47,15 +47,68 @@ public struct FederationStatus: Codable, Sendable, Equatable {
     }
 }
 
-/// The coordinator's status, readable from any thread while the coordinator runs.
-public final class StatusBoard: @unchecked Sendable {
-    private let lock = NSLock()
-    private var status: FederationStatus
+/// What a client daemon's client is doing (`fed-client --status-port`): its connection, the
+/// last round it trained and evaluated, and counts since the process started.
+public struct ClientStatus: Codable, Sendable, Equatable {
+    /// One round of local training.
+    public struct Fit: Codable, Sendable, Equatable {
+        public var round: UInt64
+        public var examples: Int
+        public var steps: Int
+        public var loss: Float
+        public var accuracy: Float
+        public var seconds: Double
+        /// AGC units clipped in the round (FedWon).
+        public var clippedUnits: Int
+    }
 
-    public init(_ status: FederationStatus) { self.status = status }
+    /// One evaluation of the global model on the client's test split.
+    public struct Evaluation: Codable, Sendable, Equatable {
+        public var round: UInt64
+        public var examples: Int
+        public var loss: Float
+        public var accuracy: Float
+    }
+
+    public var client: String
+    public var domain: String
+    public var trainExamples: Int
+    public var testExamples: Int
+    /// In session with the server now.
+    public var connected = false
+    /// The server said goodbye: the federation is over.
+    public var finished = false
+    /// Since the process started: sessions established, rounds trained, evaluations, and
+    /// requests the client could not use (answered with an Error).
+    public var sessions = 0
+    public var roundsTrained = 0
+    public var evaluations = 0
+    public var requestsRefused = 0
+    /// The last round trained, restored from local state after a restart.
+    public var lastTrainedRound: UInt64
+    public var lastFit: Fit?
+    public var lastEvaluation: Evaluation?
+    /// When the client last finished a request, in seconds since 1970.
+    public var lastActivity: Double?
+
+    public init(client: String, domain: String, trainExamples: Int, testExamples: Int, lastTrainedRound: UInt64 = 0) {
+        self.client = client
+        self.domain = domain
+        self.trainExamples = trainExamples
+        self.testExamples = testExamples
+        self.lastTrainedRound = lastTrainedRound
+    }
+}
+
+/// A status, readable from any thread while its owner (a coordinator, a client) runs.
+public final class StatusBoard<Status: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var status: Status
+
+    public init(_ status: Status) { self.status = status }
 
     /// A copy of the status as it is now.
-    public func snapshot() -> FederationStatus { lock.withLock { status } }
+    public func snapshot() -> Status { lock.withLock { status } }
 
-    func update(_ change: (inout FederationStatus) -> Void) { lock.withLock { change(&status) } }
+    func update(_ change: (inout Status) -> Void) { lock.withLock { change(&status) } }
 }

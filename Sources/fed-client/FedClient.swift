@@ -30,6 +30,7 @@ struct FedClient: AsyncParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var tls: TLSOptions
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var status: StatusOptions
 
     func run() async throws {
         let file = try config.map { try ConfigFile(path: $0) } ?? ConfigFile()
@@ -52,6 +53,8 @@ struct FedClient: AsyncParsableCommand {
         let data = try dataOptions.load(file)
         let learner = LocalLearner(model: try spec.build(), data: data, clientName: clientName)
         let runtime = try ClientRuntime(name: clientName, learner: learner, stateDirectory: try file.resolve(stateDir, "state-dir"), logger: logger)
+        // The status port stays open as long as the daemon runs.
+        _ = try await startStatus([runtime], file)
 
         let clientConfig = try connectionConfiguration(runtime, credentials: credentials, file: file, logger: logger)
         let dialer = ReconnectingDialer(host: host, port: port, configuration: clientConfig, maximumAttempts: try file.resolve(maxAttempts, "max-attempts"))
@@ -99,6 +102,7 @@ struct FedClient: AsyncParsableCommand {
             let runtime = try ClientRuntime(name: name, spec: spec, data: try d.load(file), stateDirectory: "\(root)/\(name)", logger: clientLogger)
             runtimes.append((runtime, try connectionConfiguration(runtime, credentials: creds, file: file, logger: clientLogger)))
         }
+        _ = try await startStatus(runtimes.map(\.0), file)
         logger.info("hosting \(names.count) clients; connecting to \(host):\(port)")
         let attempts = try file.resolve(maxAttempts, "max-attempts")
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -113,6 +117,12 @@ struct FedClient: AsyncParsableCommand {
             }
             try await group.waitForAll()
         }
+    }
+
+    /// The status endpoint over `runtimes`, when `--status-port` asks for one.
+    func startStatus(_ runtimes: [ClientRuntime], _ file: ConfigFile) async throws -> StatusEndpoint? {
+        guard let address = try status.resolve(file) else { return nil }
+        return try await StatusOptions.start(address, daemon: "fed-client", routes: StatusPage.routes(runtimes.map(\.status)))
     }
 
     /// The Hello and TLS settings of one client's connection. Chunked models are checked with

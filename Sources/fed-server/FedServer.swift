@@ -43,11 +43,10 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Directory for the checkpoint, metrics.jsonl, timings.jsonl and final-model.fkt; a restart with the same directory resumes.") var stateDir: String?
     @Option(help: "Largest example count one client's update may claim (weights are also capped by the count it declared when joining).") var maxExamplesPerClient: Int?
     @Option(help: "Norm clipping: the largest L2 distance, over all shared tensors, a client's update counts with from the global model it was sent; a farther one counts as the global model plus its difference scaled to this length, so no client moves the model by more than its share of the examples times this bound (default: no bound).") var maxUpdateNorm: Double?
-    @Option(help: "Serve the run's status over plain HTTP on this port (0: any free port, printed at start): /metrics (Prometheus), /status (JSON), /healthz. Default: off.") var statusPort: Int?
-    @Option(help: "Address the status port listens on (default 127.0.0.1; it carries client names and accuracies but no model data: open it only to a monitoring network).") var statusHost: String?
     @OptionGroup var model: ModelOptions
     @OptionGroup var tls: TLSOptions
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var status: StatusOptions
 
     func run() async throws {
         ProcessMemory.returnLargeBuffersToTheSystem()
@@ -123,20 +122,18 @@ struct FedServer: AsyncParsableCommand {
         let receiving = bound > 0 ? "receiving at most \(bound) update(s) of \(megabytes) MB at once (--max-concurrent-receives)"
                                   : "receiving updates of \(megabytes) MB without a bound on how many at once"
         logger.info("\(receiving)")
-        let statusPort = try file.resolve(statusPort, "status-port"), statusHost = try file.resolve(statusHost, "status-host", "127.0.0.1")
-        if let statusPort, !(0...65535).contains(statusPort) { throw ValidationError("--status-port (\(statusPort)) must be a port number, 0...65535") }
+        let statusAddress = try status.resolve(file)
         let bindHost = try file.resolve(host, "host", "0.0.0.0")
         let server = try await FederationServer.start(host: bindHost, port: try file.resolve(port, "port", 7443), configuration: serverConfig)
         Console.line("fed-server: \(kind.rawValue) on \(c.model.architecture.rawValue)/\(c.model.norm.rawValue), listening on \(bindHost):\(server.port)")
         var statusEndpoint: StatusEndpoint?
-        if let statusPort {
+        if let statusAddress {
             do {
-                statusEndpoint = try await StatusEndpoint.start(host: statusHost, port: statusPort, routes: StatusPage.routes(coordinator.status))
+                statusEndpoint = try await StatusOptions.start(statusAddress, daemon: "fed-server", routes: StatusPage.routes(coordinator.status))
             } catch {
                 await server.close()
-                throw ValidationError("--status-port \(statusPort) on \(statusHost): \(error)")
+                throw error
             }
-            Console.line("fed-server: status on http://\(statusHost):\(statusEndpoint!.port) (/metrics, /status, /healthz)")
         }
         do {
             let metrics = try await coordinator.run(connections: server.connections)

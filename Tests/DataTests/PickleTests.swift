@@ -161,3 +161,34 @@ final class PickleTests: XCTestCase {
         fails("one", "expected 2", bytes: Array(whole[0..<(whole.count - 4)]) + [0x85, 0x2E])
     }
 }
+
+extension PickleTests {
+    /// Damaged pickles — bytes changed, cut, repeated, or nested without end — are refused
+    /// with a DataError, never a crash.
+    func testDamagedPicklesAreRefusedNotCrashedOn() throws {
+        var state: UInt64 = 0x5EED
+        func next() -> Int {  // SplitMix64
+            state &+= 0x9E3779B97F4A7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+            z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+            return Int(truncatingIfNeeded: (z ^ (z >> 31)) >> 1)
+        }
+        let seeds = ["p5", "p4rgb", "p2", "p2numpy1", "p5shared", "p4dict"].map(bytes)
+        var refused = 0
+        for i in 0..<3000 {
+            var b = seeds[i % seeds.count]
+            switch next() % 4 {
+            case 0: for _ in 0...(next() % 3) { b[next() % b.count] = UInt8(truncatingIfNeeded: next()) }
+            case 1: b = Array(b[0..<(next() % b.count)])
+            case 2: let k = next() % b.count; b.insert(contentsOf: b[k..<min(b.count, k + 1 + next() % 16)], at: next() % b.count)
+            default: b[next() % b.count] = [0x85, 0x29, 0x74, 0x52, 0x62, 0x2E, 0x94, 0x68][next() % 8]
+            }
+            do { _ = try Pickle.arrays(b, file: "fuzz") } catch is DataError { refused += 1 }
+        }
+        XCTAssertGreaterThan(refused, 1000)
+        // A million nested one-element tuples: refused before they could be freed recursively.
+        let nested: [UInt8] = [0x80, 0x04, 0x4B, 0x00] + [UInt8](repeating: 0x85, count: 1_000_000) + [0x2E]
+        XCTAssertThrowsError(try Pickle.arrays(nested, file: "nested")) { XCTAssertTrue("\($0)".contains("more than 10000"), "\($0)") }
+    }
+}

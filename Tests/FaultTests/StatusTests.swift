@@ -78,6 +78,19 @@ final class StatusTests: XCTestCase {
             XCTAssertTrue(typed.contains(name), "\(name) has no TYPE line")
             XCTAssertNotNil(Double(line.split(separator: " ").last!), "value of \(line)")
         }
+        // A client daemon's figures, one sample per hosted client; none of a round not yet trained.
+        var c = ClientStatus(client: "svhn-1", domain: "svhn", trainExamples: 74, testExamples: 50, lastTrainedRound: 2)
+        c.connected = true
+        c.lastFit = .init(round: 3, examples: 74, steps: 3, loss: 1.25, accuracy: 0.5, seconds: 0.5, clippedUnits: 7)
+        let idle = ClientStatus(client: "svhn-2", domain: "svhn", trainExamples: 70, testExamples: 50)
+        let local = StatusPage.prometheus([c, idle])
+        for line in ["fedkit_local_connected{client=\"svhn-1\",domain=\"svhn\"} 1", "fedkit_local_connected{client=\"svhn-2\",domain=\"svhn\"} 0",
+                     "fedkit_local_train_loss{client=\"svhn-1\",domain=\"svhn\"} 1.25", "fedkit_local_agc_clipped_units{client=\"svhn-1\",domain=\"svhn\"} 7",
+                     "fedkit_local_last_trained_round{client=\"svhn-1\",domain=\"svhn\"} 2", "# TYPE fedkit_local_sessions_total counter"] {
+            XCTAssertTrue(local.split(separator: "\n").contains(Substring(line)), "missing \(line) in:\n\(local)")
+        }
+        XCTAssertFalse(local.contains("train_loss{client=\"svhn-2\""), local)
+        XCTAssertFalse(local.contains("fedkit_local_test_accuracy"), "no evaluation yet: \(local)")
         // Before any round: no last-round figures at all.
         let fresh = StatusPage.prometheus(FederationStatus(strategy: "fedavg", totalRounds: 1, completedRounds: 0))
         XCTAssertFalse(fresh.contains("fedkit_last_round"), fresh)
@@ -117,7 +130,9 @@ final class StatusTests: XCTestCase {
         XCTAssertTrue(before.body.contains("fedkit_clients_connected 0\n"), before.body)
         XCTAssertEqual(try Self.http(statusPort, "/healthz").body, "ok\n")
 
-        for n in names { _ = try fed.startClient(n, port: port, trainCount: 400) }
+        let clients = try names.map { try fed.startClient($0, port: port, trainCount: 400, extra: $0 == "mnist-0" ? ["--status-port", "0"] : []) }
+        let clientLine = try fed.waitForLine(clients[0], containing: "status on http://127.0.0.1:", timeout: 30)
+        let clientPort = try XCTUnwrap(clientLine.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) }, clientLine)
         let status = try fed.waitFor("a round to complete", timeout: 90, logs: [server]) { () -> FederationStatus? in
             let body = try Self.http(statusPort, "/status").body
             let decoder = JSONDecoder()
@@ -135,6 +150,20 @@ final class StatusTests: XCTestCase {
         let metrics = try Self.http(statusPort, "/metrics").body
         XCTAssertTrue(metrics.contains("fedkit_client_test_accuracy{client=\"mnist-0\",domain=\"mnist\"} "), metrics)
         XCTAssertTrue(metrics.contains("fedkit_clients_connected 2\n"), metrics)
+        // The client's own view, from its status port.
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let local = try XCTUnwrap(try decoder.decode([ClientStatus].self, from: Data(Self.http(clientPort, "/status").body.utf8)).first)
+        XCTAssertEqual(local.client, "mnist-0")
+        XCTAssertEqual(local.domain, "mnist")
+        XCTAssertTrue(local.connected)
+        XCTAssertEqual(local.sessions, 1)
+        XCTAssertGreaterThanOrEqual(local.roundsTrained, 1)
+        XCTAssertEqual(local.lastFit?.round, local.lastTrainedRound)
+        XCTAssertNotNil(local.lastEvaluation)
+        let localMetrics = try Self.http(clientPort, "/metrics").body
+        XCTAssertTrue(localMetrics.contains("fedkit_local_connected{client=\"mnist-0\",domain=\"mnist\"} 1\n"), localMetrics)
+        XCTAssertTrue(localMetrics.contains("# TYPE fedkit_local_rounds_trained_total counter"), localMetrics)
         XCTAssertEqual(try server.waitForExit(timeout: 120), 0, server.tail())
         // The status port closes with the server.
         XCTAssertThrowsError(try Self.http(statusPort, "/healthz"))
