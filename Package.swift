@@ -63,7 +63,7 @@ let package = Package(
         ], swiftSettings: optimized),
         // Command-line plumbing shared by the executables: option groups, config files, logging.
         .target(name: "FedKitCLI", dependencies: [
-            "Federated", "Data", "NN", "Transport", "Wire",
+            "Federated", "Data", "NN", "Tensor", "Transport", "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "X509", package: "swift-certificates"),

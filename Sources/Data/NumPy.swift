@@ -118,6 +118,11 @@ public enum NumPy {
         return out + Swift.Array(header.utf8) + data
     }
 
+    /// `.npz` bytes (a stored zip) of named arrays, each entry `NAME.npy`; `np.load` reads it.
+    public static func npz(_ arrays: [(name: String, descr: String, shape: [Int], data: [UInt8])]) -> [UInt8] {
+        Zip.storedArchive(arrays.map { ($0.name + ".npy", encode(descr: $0.descr, shape: $0.shape, data: $0.data)) })
+    }
+
     /// Writes a dataset as an `.npz` archive (stored entries `x.npy`: uint8 N×C×H×W,
     /// `y.npy`: int64 labels).
     /// - Throws: `DataError.io` when the file cannot be written.

@@ -11,7 +11,7 @@ struct FedSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fed-sim",
         abstract: "Run a federation locally (one fed-server and one fed-client process per client, mutual TLS on loopback) and report per-domain accuracy.",
-        subcommands: [Run.self, Compare.self])
+        subcommands: [Run.self, Compare.self, Export.self])
 }
 
 /// Named starting points; every value can be overridden by a flag.
@@ -228,6 +228,23 @@ extension FedSim {
             }
             SignalGuard.shared.install()
             do { try options.simulate(kinds) } catch let e as SimulationError { throw ValidationError(e.description) }
+        }
+    }
+}
+
+extension FedSim {
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a model's tensors as .npz or .safetensors for another framework.",
+            discussion: "MODEL is a FedKit archive: a run's final-model.fkt or checkpoint.fkt, or a client's state.fkt (for FedBN, a client's state holds its own trained BatchNorm layers; the server's model has none). Names are the state dictionary's (conv1.weight, bn1.running_mean, …), as in the FedBN reference's PyTorch model.")
+        @Argument(help: "The FedKit archive to read.") var model: String
+        @Argument(help: "The file to write: NAME.npz or NAME.safetensors.") var out: String
+        func run() throws {
+            let s: ModelExport.Summary
+            do { s = try ModelExport.export(model, to: out) } catch { throw ValidationError("\(error)") }
+            let what = s.model.map { " of \($0.architecture.rawValue)/\($0.norm.rawValue)" } ?? ""
+            let when = s.round.map { " after round \($0)" } ?? ""
+            print("wrote \(out): \(s.tensors) tensors, \(s.values) values\(what)\(when)")
         }
     }
 }
