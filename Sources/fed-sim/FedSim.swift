@@ -48,6 +48,7 @@ struct SimOptions: ParsableArguments {
     @Option(help: "Norm for fedavg and fedprox (fedbn uses batch, fedwon none).") var norm: Norm = .batch
     @Option(help: "Fraction of clients sampled per round.") var fraction: Double = 1
     @Option(help: "Seed of data, sampling and shuffling.") var seed: UInt64 = 1
+    @Option(help: "Comma-separated seeds, e.g. 1,2,3: every strategy runs once per seed (each run in OUT/seed-N, with its own report), and the table, summary.json and report.html give the mean and standard deviation over the seeds. Replaces --seed.") var seeds: String?
     @Option(help: "BLAS threads per child process.") var threads: Int = 1
     @Option(help: "Logical clients per fed-client process (one model in memory at a time per process); for many clients, e.g. --partition domain:20 --clients-per-process 10.") var clientsPerProcess: Int = 1
     @Option(help: "Seconds a round waits for its clients.") var roundTimeout: Double = 600
@@ -64,6 +65,17 @@ struct SimOptions: ParsableArguments {
         if let b = maxUpdateNorm, !(b.isFinite && b > 0) { throw ValidationError("--max-update-norm (\(b)) must be a positive number") }
         guard clientsPerProcess >= 1 else { throw ValidationError("--clients-per-process (\(clientsPerProcess)) must be at least 1") }
         _ = try clientsPerDomain()
+        _ = try seedList()
+    }
+
+    /// The seeds to run: --seeds, or --seed alone.
+    func seedList() throws -> [UInt64] {
+        guard let text = seeds else { return [seed] }
+        let list = text.split(separator: ",").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+        guard !list.isEmpty, list.allSatisfy({ $0 != nil }) else { throw ValidationError("--seeds (\(text)) must be comma-separated non-negative integers, e.g. 1,2,3") }
+        let values = list.map { $0! }
+        guard Set(values).count == values.count else { throw ValidationError("--seeds (\(text)) names a seed twice") }
+        return values
     }
 
     func clientsPerDomain() throws -> Int {
@@ -124,8 +136,38 @@ struct SimOptions: ParsableArguments {
          "max_update_norm": maxUpdateNorm.map { String($0) } ?? "none"]
     }
 
-    /// Runs `strategies` one after another on identical data and seeds, then writes the summary and report.
+    /// Runs `strategies` for every seed; with several seeds, also writes the summary, table and
+    /// report of their mean and standard deviation into `out`.
     func simulate(_ strategies: [StrategyKind]) throws {
+        let list = try seedList()
+        guard list.count > 1 else {
+            var one = self
+            one.seed = list[0]
+            _ = try one.simulateSeed(strategies)
+            return
+        }
+        var runs: [SimulationReport.SeedRun] = []
+        var skipped: [String: String] = [:]
+        for s in list {
+            Console.line("seed \(s):")
+            var one = self
+            one.seed = s
+            one.seeds = nil
+            one.out = "\(out)/seed-\(s)"
+            let (results, skips) = try one.simulateSeed(strategies)
+            runs.append(.init(seed: s, results: results))
+            skipped.merge(skips) { a, _ in a }
+        }
+        var config = configuration
+        config["seed"] = list.map(String.init).joined(separator: ",")
+        try AtomicWrite.write(SimulationReport.summaryJSON(seeds: runs, skipped: skipped, config: config), to: "\(out)/summary.json")
+        try AtomicWrite.write(Data(SimulationReport.html(seeds: runs, skipped: skipped, config: config).utf8), to: "\(out)/report.html")
+        Console.line("\nFinal test accuracy (last round), mean ± standard deviation over seeds \(config["seed"]!):\n" + SimulationReport.table(seeds: runs))
+        Console.line("\nwrote \(out)/summary.json and \(out)/report.html (each seed's in \(out)/seed-N)")
+    }
+
+    /// Runs `strategies` one after another on identical data and seeds, then writes the summary and report.
+    func simulateSeed(_ strategies: [StrategyKind]) throws -> (results: [SimulationResult], skipped: [String: String]) {
         let binaries = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
             .deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -171,6 +213,7 @@ struct SimOptions: ParsableArguments {
         try AtomicWrite.write(Data(SimulationReport.html(results, skipped: skipped, config: config, samples: samples).utf8), to: "\(out)/report.html")
         Console.line("\nFinal test accuracy (last round):\n" + SimulationReport.table(results))
         Console.line("\nwrote \(out)/summary.json and \(out)/report.html")
+        return (results, skipped)
     }
 }
 

@@ -146,6 +146,43 @@ final class SimulationTests: XCTestCase {
         XCTAssertTrue(skipped["fedbn"]?.contains("BatchNorm") ?? false, "\(skipped)")
     }
 
+    /// `--seeds 1,2,3`: each seed's runs in OUT/seed-N, and at the top their mean and sample
+    /// standard deviation, computed from the seeds' own summaries.
+    func testSeveralSeedsReportMeanAndStandardDeviation() throws {
+        let sim = try executable("fed-sim")
+        let out = temporaryDirectory("seeds")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let p = try run(sim, ["compare", "--strategies", "fedavg,fedwon", "--seeds", "1,2,3", "--rounds", "2", "--widths", "4,4,8,16,8",
+                              "--domains", "mnist,usps", "--train-count", "400", "--data-fraction", "0.5", "--test-count", "100", "--out", out],
+                      log: out + ".log")
+        p.waitUntilExit()
+        let log = (try? String(contentsOfFile: out + ".log", encoding: .utf8)) ?? ""
+        XCTAssertEqual(p.terminationStatus, 0, log)
+        XCTAssertTrue(log.contains("mean ± standard deviation over seeds 1,2,3"), log)
+        let top = try summary(out)
+        XCTAssertEqual(top["seeds"] as? [Int], [1, 2, 3])
+        let strategies = try XCTUnwrap(top["strategies"] as? [String: [String: Any]])
+        XCTAssertEqual(Set(strategies.keys), ["fedavg", "fedwon"])
+        for (name, s) in strategies {
+            // Each seed's own summary, as a single-seed run writes it.
+            let perSeed = try [1, 2, 3].map { seed -> Double in
+                let one = try XCTUnwrap((try summary("\(out)/seed-\(seed)"))["strategies"] as? [String: [String: Any]])
+                XCTAssertEqual((try summary("\(out)/seed-\(seed)"))["config"].flatMap { ($0 as? [String: String])?["seed"] }, String(seed))
+                return try XCTUnwrap(one[name]?["mean"] as? Double)
+            }
+            XCTAssertEqual(s["per_seed"] as? [String: Double], ["1": perSeed[0], "2": perSeed[1], "3": perSeed[2]], name)
+            let mean = perSeed.reduce(0, +) / 3
+            let std = (perSeed.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 2).squareRoot()
+            XCTAssertEqual(try XCTUnwrap(s["mean"] as? Double), mean, accuracy: 1e-12, name)
+            XCTAssertEqual(try XCTUnwrap(s["mean_std"] as? Double), std, accuracy: 1e-12, name)
+            XCTAssertEqual(Set(try XCTUnwrap(s["domains_std"] as? [String: Double]).keys), ["mnist", "usps"])
+        }
+        let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
+        for seed in 1...3 { XCTAssertTrue(html.contains("href=\"seed-\(seed)/report.html\""), "no link to seed \(seed)") }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/seed-2/report.html"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/seed-3/fedwon/server/final-model.fkt"))
+    }
+
     func testProcessesHostingSeveralClientsRunTheCrossDeviceSetting() throws {
         let sim = try executable("fed-sim")
         let out = temporaryDirectory("hosted")
