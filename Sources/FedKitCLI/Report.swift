@@ -116,7 +116,7 @@ public enum SimulationReport {
         return "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>FedKit simulation report</title><style>\(style)</style></head><body>\(body)</body></html>\n"
     }
 
-    static let style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}td:first-child,th:first-child{text-align:left}tr.best{background:#eef8ee}.charts svg{margin:0 1em 1em 0}.skipped,.dropouts{color:#a33}img.samples{image-rendering:pixelated;border:1px solid #ccc;max-width:100%}"
+    static let style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right;white-space:nowrap}td:first-child,th:first-child{text-align:left}tr.best{background:#eef8ee}.charts svg{margin:0 1em 1em 0}.skipped,.dropouts{color:#a33}img.samples{image-rendering:pixelated;border:1px solid #ccc;max-width:100%}"
 
     static func skippedNotes(_ skipped: [String: String]) -> String {
         skipped.sorted { $0.key < $1.key }.map { "<p class=\"skipped\">\(escape($0.key)) not run: \(escape($0.value))</p>" }.joined()
