@@ -149,6 +149,17 @@ final class DaemonFederation: @unchecked Sendable {
 
     func clientStateDir(_ name: String) -> String { "\(root)/clients/\(name)" }
 
+    /// Starts one `fed-client` hosting the clients `names` (DOMAIN-0 each) against `port`.
+    func startHost(_ names: [String], port: Int, trainCount: Int = 100, extra: [String] = []) throws -> Daemon {
+        let args = ["--server", "127.0.0.1:\(port)", "--server-name", "localhost", "--clients", names.joined(separator: ","),
+                    "--cert-dir", certificates, "--ca", "\(certificates)/ca.crt", "--shards", "1",
+                    "--data", "digits5", "--train-count", String(trainCount), "--test-count", "50",
+                    "--state-dir", "\(root)/clients"] + modelArguments + extra
+        let d = try Daemon(label: "host", executable: binaries + "/fed-client", arguments: args, log: logPath("host"))
+        daemons.append(d)
+        return d
+    }
+
     /// The port a server printed when it started listening.
     func port(of server: Daemon, timeout: Double = 30) throws -> Int {
         let line = try waitForLine(server, containing: "listening on 127.0.0.1:", timeout: timeout)

@@ -112,6 +112,29 @@ final class StatusTests: XCTestCase {
         await endpoint.close()
     }
 
+    /// One fed-client process hosting two clients: its status port shows each of them.
+    func testAProcessHostingSeveralClientsShowsEachOnItsStatusPort() throws {
+        let names = ["svhn-0", "usps-0"]
+        let fed = try DaemonFederation(name: "status-host", clients: names)
+        addTeardownBlock { [unowned self] in fed.stopAll(); fed.finish(keepingLogs: (self.testRun?.totalFailureCount ?? 0) > 0) }
+        let server = try fed.startServer(stateDir: fed.root + "/server", rounds: 8, minFit: 2, minClients: 2, roundTimeout: 30)
+        let host = try fed.startHost(names, port: try fed.port(of: server), trainCount: 400, extra: ["--status-port", "0"])
+        let line = try fed.waitForLine(host, containing: "status on http://127.0.0.1:", timeout: 30)
+        let port = try XCTUnwrap(line.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) }, line)
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let statuses = try fed.waitFor("both clients to train a round", timeout: 90, logs: [server, host]) { () -> [ClientStatus]? in
+            let s = try decoder.decode([ClientStatus].self, from: Data(Self.http(port, "/status").body.utf8))
+            return s.count == 2 && s.allSatisfy({ $0.roundsTrained >= 1 && $0.lastEvaluation != nil }) ? s : nil
+        }
+        XCTAssertEqual(statuses.map(\.client), names)
+        XCTAssertEqual(statuses.map(\.domain), ["svhn", "usps"])
+        let metrics = try Self.http(port, "/metrics").body
+        for n in names { XCTAssertTrue(metrics.contains("fedkit_local_rounds_trained_total{client=\"\(n)\","), metrics) }
+        XCTAssertEqual(try server.waitForExit(timeout: 120), 0, server.tail())
+        XCTAssertEqual(try host.waitForExit(timeout: 60), 0, host.tail())
+    }
+
     /// A real fed-server with `--status-port 0`: /metrics, /status and /healthz follow the run.
     func testAServersStatusFollowsTheRun() throws {
         let names = ["mnist-0", "usps-0"]
