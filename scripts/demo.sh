@@ -2,7 +2,7 @@
 # Sets up FedKit and runs its main job on the built-in benchmark: FedAvg vs FedBN vs
 # FedWon on the five-domain digits5 benchmark, each a real federation of processes
 # over mutual TLS on this machine; then, without extra arguments, the same benchmark at
-# batch 4, where BatchNorm's batch statistics falter and FedWon (which has none) wins.
+# batch 4, where FedWon (which has no batch statistics) learns much faster.
 # Extra arguments go to the first `fed-sim compare` (and skip the second).
 set -euo pipefail
 cd "$(dirname "$0")/.."
