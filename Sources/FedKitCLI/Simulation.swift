@@ -33,6 +33,8 @@ public struct SimulationPlan: Sendable {
     public var aggregationPrecision: AggregationPrecision = .float64
     /// The server's norm clipping (`--max-update-norm`); nil for none.
     public var maxUpdateNorm: Double?
+    /// The server's learning-rate decay per round (fed-server --lr-decay); nil for constant.
+    public var learningRateDecay: Double?
 
     public init(strategy: StrategyKind, model: ModelSpec, rounds: Int, training: TrainingSettings, domains: [String]) {
         self.strategy = strategy; self.model = model; self.rounds = rounds; self.training = training; self.domains = domains
@@ -199,6 +201,7 @@ public final class Simulator: @unchecked Sendable {
         if let receives = plan.maxConcurrentReceives { serverArgs += ["--max-concurrent-receives", String(receives)] }
         serverArgs += ["--aggregation-precision", plan.aggregationPrecision.rawValue]
         if let bound = plan.maxUpdateNorm { serverArgs += ["--max-update-norm", String(bound)] }
+        if let decay = plan.learningRateDecay { serverArgs += ["--lr-decay", String(decay)] }
         if t.agcLambda > 0 { serverArgs += ["--agc-lambda", String(t.agcLambda)] }
         if t.proximalMu > 0 { serverArgs += ["--fedprox-mu", String(t.proximalMu)] }
         let out = Pipe()

@@ -52,6 +52,9 @@ public struct CoordinatorConfiguration: Sendable {
     /// with from the global model it was sent; a farther one counts as the global model plus
     /// its difference scaled to this length (`UpdateClipping`). nil: no bound.
     public var maxUpdateNorm: Double?
+    /// The local learning rate of round r is `training.learningRate × learningRateDecay^(r−1)`
+    /// (1: constant, as in the FedBN and FedWon protocols).
+    public var learningRateDecay: Double = 1
 
     public init(strategy: StrategyKind, model: ModelSpec, rounds: Int) {
         self.strategy = strategy; self.model = model; self.rounds = rounds
@@ -69,6 +72,7 @@ public struct CoordinatorConfiguration: Sendable {
         guard maxRoundAttempts >= 1 else { throw bad("--max-round-attempts (\(maxRoundAttempts)) must be at least 1") }
         if let b = roundRetryBackoff, !(b.isFinite && b >= 0) { throw bad("--round-retry-backoff (\(b)) must be a non-negative number of seconds") }
         if let b = maxUpdateNorm, !(b.isFinite && b > 0) { throw bad("--max-update-norm (\(b)) must be a positive number") }
+        guard learningRateDecay > 0 && learningRateDecay <= 1 else { throw bad("--lr-decay (\(learningRateDecay)) must be in (0, 1]") }
         guard evaluateEvery >= 1 else { throw bad("--evaluate-every (\(evaluateEvery)) must be at least 1") }
         guard training.epochs >= 1 else { throw bad("--epochs (\(training.epochs)) must be at least 1") }
         guard training.batchSize >= 1 else { throw bad("--batch-size (\(training.batchSize)) must be at least 1") }
@@ -463,7 +467,10 @@ public actor Coordinator {
             let selected = sampleClients(Array(clients.keys), fraction: configuration.fraction, minimum: configuration.minFitClients,
                                          round: round, seed: configuration.seed)
             let shared = model.entries.filter(strategy.isShared)
-            let settings = strategy.configureFit(round: round, base: configuration.training)
+            var settings = strategy.configureFit(round: round, base: configuration.training)
+            if configuration.learningRateDecay < 1 {
+                settings.learningRate = Float(Double(settings.learningRate) * pow(configuration.learningRateDecay, Double(round - 1)))
+            }
             let bytesOut: Int
             let deadline: ContinuousClock.Instant
             do {

@@ -35,6 +35,7 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Local epochs per round.") var epochs: Int?
     @Option(help: "Local batch size.") var batchSize: Int?
     @Option(help: "Local learning rate.") var lr: Float?
+    @Option(help: "Learning-rate decay per round: round r trains at --lr × this^(r−1) (default 1, constant).") var lrDecay: Double?
     @Option(help: "Local SGD momentum.") var momentum: Float?
     @Option(help: "Local SGD weight decay.") var weightDecay: Float?
     @Option(help: "AGC λ for local training (fedwon default 0.32; 0 disables).") var agcLambda: Float?
@@ -75,6 +76,7 @@ struct FedServer: AsyncParsableCommand {
         c.training.epochs = try file.resolve(epochs, "epochs", 1)
         c.training.batchSize = try file.resolve(batchSize, "batch-size", 32)
         c.training.learningRate = try file.resolve(lr, "lr", 0.01)
+        c.learningRateDecay = try file.resolve(lrDecay, "lr-decay", 1.0)
         c.training.momentum = try file.resolve(momentum, "momentum", 0)
         c.training.weightDecay = try file.resolve(weightDecay, "weight-decay", 0)
         c.training.agcLambda = try file.resolve(agcLambda, "agc-lambda", 0)

@@ -40,6 +40,7 @@ struct SimOptions: ParsableArguments {
     @Option(help: "digits5: test images per domain; --data: at most this many of each domain's test images, the first (default: all of them).") var testCount: Int?
     @Option(help: "Local batch size.") var batch: Int = 32
     @Option(help: "Local learning rate (default: the preset's).") var lr: Float?
+    @Option(help: "Learning-rate decay per round (fed-server --lr-decay): round r trains at lr × this^(r−1); default 1, constant.") var lrDecay: Double?
     @Option(help: "Local epochs per round.") var epochs: Int = 1
     @Option(help: "AGC λ for fedwon (default 0.32, from the sweep in docs/sweep.md).") var agcLambda: Float?
     @Option(help: "FedProx μ (default 0.01).") var fedproxMu: Float?
@@ -63,6 +64,7 @@ struct SimOptions: ParsableArguments {
         guard threads >= 1 else { throw ValidationError("--threads (\(threads)) must be at least 1") }
         if let r = maxConcurrentReceives, r < 0 { throw ValidationError("--max-concurrent-receives (\(r)) must be 0 (no bound) or more") }
         if let b = maxUpdateNorm, !(b.isFinite && b > 0) { throw ValidationError("--max-update-norm (\(b)) must be a positive number") }
+        if let d = lrDecay, !(d > 0 && d <= 1) { throw ValidationError("--lr-decay (\(d)) must be in (0, 1]") }
         guard clientsPerProcess >= 1 else { throw ValidationError("--clients-per-process (\(clientsPerProcess)) must be at least 1") }
         _ = try clientsPerDomain()
         _ = try seedList()
@@ -124,6 +126,7 @@ struct SimOptions: ParsableArguments {
         p.maxConcurrentReceives = maxConcurrentReceives
         p.aggregationPrecision = aggregationPrecision
         p.maxUpdateNorm = maxUpdateNorm
+        p.learningRateDecay = lrDecay
         return p
     }
 
@@ -133,7 +136,7 @@ struct SimOptions: ParsableArguments {
          "data_fraction": String(dataFraction), "seed": String(seed), "model": model.rawValue,
          "widths": widths ?? preset.widths.map { $0.map(String.init).joined(separator: ",") } ?? "standard",
          "agc_lambda (fedwon)": String(agcLambda ?? 0.32), "threads_per_process": String(threads),
-         "max_update_norm": maxUpdateNorm.map { String($0) } ?? "none"]
+         "max_update_norm": maxUpdateNorm.map { String($0) } ?? "none", "lr_decay": lrDecay.map { String($0) } ?? "1"]
     }
 
     /// Runs `strategies` for every seed; with several seeds, also writes the summary, table and

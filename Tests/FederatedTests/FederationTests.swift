@@ -200,6 +200,18 @@ final class FederationTests: XCTestCase {
         for case .fitRequest(let req) in (await run.log.sent["mnist-0"] ?? []).map(\.body) { XCTAssertEqual(req.config.agcLambda, 0.32) }
     }
 
+    /// `learningRateDecay`: round r's FitRequests carry lr × decay^(r−1).
+    func testTheLearningRateDecaysRoundByRound() async throws {
+        var c = config(.fedavg, norm: .batch, rounds: 3, clients: 1)
+        c.learningRateDecay = 0.5
+        let run = try await federate(c, clients: [("mnist-0", .mnist, 30)])
+        var rates: [UInt64: Float] = [:]
+        for case .fitRequest(let req) in (await run.log.sent["mnist-0"] ?? []).map(\.body) { rates[req.round] = req.config.learningRate }
+        XCTAssertEqual(rates, [1: 0.05, 2: 0.025, 3: 0.0125])
+        c.learningRateDecay = 1.5
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("--lr-decay (1.5)"), "\($0)") }
+    }
+
     func testASilentClientIsDroppedAtTheDeadline() async throws {
         var c = config(.fedavg, norm: .batch, rounds: 1, clients: 2)
         c.minFitClients = 2
