@@ -98,7 +98,7 @@ public enum DatasetFolder {
         // FedBN's Digits-Five: `partitions/train_partK.pkl` (743 images each, the protocol's
         // training data), else `SPLIT.pkl`.
         if split == "train", let parts = partitionFiles(join(folder, "partitions")) {
-            return try concatenate(parts.map { try Pickle.load($0, domain: domain, shape: shape) }, domain: domain)
+            return concatenate(try parts.map { try Pickle.load($0, domain: domain, shape: shape) }, domain: domain)
         }
         if let pkl = exists("\(split).pkl") { return try Pickle.load(pkl, domain: domain, shape: shape) }
         if let bin = exists("\(split).bin") { return try CIFAR10.load(batches: [bin], domain: domain, shape: shape) }
@@ -120,12 +120,9 @@ public enum DatasetFolder {
         return parts.isEmpty ? nil : parts.map(\.1)
     }
 
-    /// The images of `parts`, one after another (all already brought to one shape).
-    static func concatenate(_ parts: [Dataset], domain: String) throws -> Dataset {
+    /// The images of `parts`, one after another (all already brought to the model's shape).
+    static func concatenate(_ parts: [Dataset], domain: String) -> Dataset {
         let first = parts[0]
-        for p in parts where [p.channels, p.height, p.width] != [first.channels, first.height, first.width] {
-            throw DataError.malformed(file: domain, reason: "partitions hold images of \(first.channels)×\(first.height)×\(first.width) and \(p.channels)×\(p.height)×\(p.width)")
-        }
         return Dataset(domain: domain, channels: first.channels, height: first.height, width: first.width,
                        pixels: parts.flatMap(\.pixels), labels: parts.flatMap(\.labels), classCount: parts.map(\.classCount).max()!)
     }

@@ -7,17 +7,19 @@ import Transport
 /// (the same as JSON) and `/healthz` (200 while the run is healthy, 503 once it failed).
 public enum StatusPage {
     public static func routes(_ board: StatusBoard<FederationStatus>) -> @Sendable (String) -> StatusEndpoint.Response? {
+        routes(metrics: { prometheus(board.snapshot()) }, status: { json(board.snapshot()) },
+               healthy: { board.snapshot().phase != .failed })
+    }
+
+    /// The three paths, from what renders each.
+    static func routes(metrics: @escaping @Sendable () -> String, status: @escaping @Sendable () -> String,
+                       healthy: @escaping @Sendable () -> Bool) -> @Sendable (String) -> StatusEndpoint.Response? {
         { path in
             switch path {
-            case "/metrics":
-                return .init(contentType: "text/plain; version=0.0.4; charset=utf-8", body: prometheus(board.snapshot()))
-            case "/status":
-                return .init(contentType: "application/json", body: json(board.snapshot()))
-            case "/healthz", "/":
-                let s = board.snapshot()
-                return s.phase == .failed ? .init(status: 503, body: "failed\n") : .init(body: "ok\n")
-            default:
-                return nil
+            case "/metrics": return .init(contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics())
+            case "/status": return .init(contentType: "application/json", body: status())
+            case "/healthz", "/": return healthy() ? .init(body: "ok\n") : .init(status: 503, body: "failed\n")
+            default: return nil
             }
         }
     }
@@ -65,18 +67,8 @@ public enum StatusPage {
     /// What `fed-client --status-port` serves: the same three paths, for every client the
     /// process hosts (`/status` is a JSON array; `/healthz` is ok while the process runs).
     public static func routes(_ boards: [StatusBoard<ClientStatus>]) -> @Sendable (String) -> StatusEndpoint.Response? {
-        { path in
-            switch path {
-            case "/metrics":
-                return .init(contentType: "text/plain; version=0.0.4; charset=utf-8", body: prometheus(boards.map { $0.snapshot() }))
-            case "/status":
-                return .init(contentType: "application/json", body: json(boards.map { $0.snapshot() }))
-            case "/healthz", "/":
-                return .init(body: "ok\n")
-            default:
-                return nil
-            }
-        }
+        routes(metrics: { prometheus(boards.map { $0.snapshot() }) }, status: { json(boards.map { $0.snapshot() }) },
+               healthy: { true })
     }
 
     /// Client daemons' figures (prefix `fedkit_local_`), one sample per hosted client.

@@ -51,12 +51,12 @@ public final class ClientRuntime: @unchecked Sendable {
     let logger: Logger
     /// The model kept in memory, or nil when it is built per request.
     private let resident: LocalLearner?
-    /// Last round this client trained (from its state file after a restart).
-    public private(set) var lastRound: UInt64 = 0
-    /// What the last local training produced (nil before the first).
-    public private(set) var lastFit: FitSummary?
     /// Where this client stands, for monitoring; readable from any thread.
     public let status: StatusBoard<ClientStatus>
+    /// Last round this client trained (from its state file after a restart).
+    public var lastRound: UInt64 { status.snapshot().lastTrainedRound }
+    /// What the last local training produced (nil before the first).
+    public var lastFit: ClientStatus.Fit? { status.snapshot().lastFit }
 
     /// Why `serve` returned.
     public enum Outcome: Sendable, Equatable {
@@ -73,7 +73,6 @@ public final class ClientRuntime: @unchecked Sendable {
         self.status = StatusBoard(ClientStatus(client: name, domain: learner.data.domain, trainExamples: learner.data.trainIndices.count,
                                                testExamples: learner.data.test.count))
         try restore(into: learner.model)
-        status.update { [lastRound] in $0.lastTrainedRound = lastRound }
     }
 
     /// A client whose model lives only while it trains or evaluates; between requests its
@@ -85,8 +84,7 @@ public final class ClientRuntime: @unchecked Sendable {
                                                testExamples: data.test.count))
         try AtomicFile.makeDirectory(stateDirectory)
         AtomicFile.removeStaleTemporaries(of: (stateDirectory as String) + "/state.fkt")
-        if let (_, meta) = try readState() { lastRound = meta.round }
-        status.update { [lastRound] in $0.lastTrainedRound = lastRound }
+        if let (_, meta) = try readState() { status.update { $0.lastTrainedRound = meta.round } }
     }
 
     /// The in-memory learner of a resident runtime.
@@ -111,7 +109,7 @@ public final class ClientRuntime: @unchecked Sendable {
         AtomicFile.removeStaleTemporaries(of: statePath)
         if let (tensors, meta) = try readState() {
             try model.load(tensors)
-            lastRound = meta.round
+            status.update { $0.lastTrainedRound = meta.round }
             logger.info("restored local state of round \(meta.round) from \(statePath) (SHA-256 of the loaded tensors \(Self.digest(model.snapshot())))")
         }
     }
@@ -145,9 +143,10 @@ public final class ClientRuntime: @unchecked Sendable {
         return s
     }
 
-    func saveState(_ model: Model) throws {
+    /// Writes the whole local model, as trained in `round`.
+    func saveState(_ model: Model, round: UInt64) throws {
         guard stateDirectory != nil else { return }
-        try TensorArchive.write(model.liveState(), metadata: ClientStateMetadata(client: name, round: lastRound, model: spec), to: statePath)
+        try TensorArchive.write(model.liveState(), metadata: ClientStateMetadata(client: name, round: round, model: spec), to: statePath)
     }
 
     /// Answers the server's requests on `connection` until it says Goodbye or goes away.
@@ -224,9 +223,7 @@ public final class ClientRuntime: @unchecked Sendable {
             try learner.model.load(tensors, allowed: { _ in true }, requireAll: false, peer: "server", round: request.round)
             do {
                 let summary = try learner.fit(settings: settings, round: request.round)
-                lastRound = request.round
-                lastFit = summary
-                try saveState(learner.model)
+                try saveState(learner.model, round: request.round)
                 status.update {
                     $0.roundsTrained += 1; $0.lastTrainedRound = request.round; $0.lastActivity = Date().timeIntervalSince1970
                     $0.lastFit = .init(round: request.round, examples: summary.examples, steps: summary.steps, loss: summary.loss,

@@ -91,6 +91,14 @@ final class StatusTests: XCTestCase {
         }
         XCTAssertFalse(local.contains("train_loss{client=\"svhn-2\""), local)
         XCTAssertFalse(local.contains("fedkit_local_test_accuracy"), "no evaluation yet: \(local)")
+        // /healthz turns 503 once the run has failed; the other paths go on answering.
+        let board = StatusBoard(FederationStatus(strategy: "fedavg", totalRounds: 1, completedRounds: 0))
+        let routes = StatusPage.routes(board)
+        XCTAssertEqual(routes("/healthz")?.status, 200)
+        board.update { $0.phase = .failed }
+        XCTAssertEqual(routes("/healthz")?.status, 503)
+        XCTAssertTrue(routes("/metrics")?.body.contains("fedkit_phase{phase=\"failed\"} 1") ?? false)
+        XCTAssertNil(routes("/nope"))
         // Before any round: no last-round figures at all.
         let fresh = StatusPage.prometheus(FederationStatus(strategy: "fedavg", totalRounds: 1, completedRounds: 0))
         XCTAssertFalse(fresh.contains("fedkit_last_round"), fresh)
