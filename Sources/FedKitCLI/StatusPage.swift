@@ -57,6 +57,8 @@ public enum StatusPage {
         }
         one("round_attempts_total", "counter", "Attempts at rounds since start (a missed quorum adds one).", Double(s.roundAttempts))
         one("updates_accepted_total", "counter", "Client updates averaged since start.", Double(s.updatesAccepted))
+        one("updates_streamed_total", "counter", "Of the client updates averaged, those folded as they arrived.", Double(s.updatesStreamed))
+        one("updates_taken_back_total", "counter", "Streamed client updates taken back after part of them was folded (refused, cut off, late).", Double(s.updatesTakenBack))
         one("updates_refused_total", "counter", "Client messages refused since start.", Double(s.updatesRefused))
         one("clients_dropped_total", "counter", "Clients dropped from a round (no answer, disconnected) since start.", Double(s.clientsDropped))
         one("received_bytes_total", "counter", "Tensor bytes received from clients since start.", Double(s.bytesReceived))

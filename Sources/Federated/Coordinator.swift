@@ -102,6 +102,15 @@ public actor Coordinator {
     let model: Model
     /// Bytes of tensor data in one client's update (the model's shared tensors).
     public nonisolated let updateBytes: Int
+    /// The wire capabilities a server in front of this coordinator announces on top of its own:
+    /// `streamed-payload` (updates are folded as they arrive), except with norm clipping,
+    /// which needs an update whole before adding any of it.
+    public nonisolated var capabilities: [String] {
+        configuration.maxUpdateNorm == nil ? [WireProtocol.streamedPayloadCapability] : []
+    }
+    /// Where streamed updates keep their undo logs (unnamed files): the state directory, else
+    /// the system's temporary directory.
+    nonisolated var undoDirectory: String { configuration.stateDirectory ?? NSTemporaryDirectory() }
     /// Where the run stands, for monitoring; readable from any thread.
     public nonisolated let status: StatusBoard<FederationStatus>
     let logger: Logger
@@ -134,6 +143,17 @@ public actor Coordinator {
     /// Clients of the round in progress that disconnected or could not be sent their request.
     var lost: Set<String> = []
     var aggregator: WeightedAverage?
+    /// A client's update being folded as it arrives (streamed order), by client.
+    struct Incoming {
+        var result: Fedkit_V1_FitResult
+        var claimed: Int
+        var payload: PayloadStream
+        let update: WeightedAverage.UpdateStream
+    }
+    var incoming: [String: Incoming] = [:]
+    /// Streamed transfers whose remaining chunks are dropped unread (the update was refused,
+    /// or came too late), by client: the transfer and how many chunks are still to come.
+    var ignoring: [String: (transfer: UInt64, remaining: UInt32)] = [:]
     /// The precision of the running sums in use (nil before the first round).
     var aggregatorPrecision: AggregationPrecision? { aggregator?.precision }
     var fits: [ClientFit] = []
@@ -193,6 +213,7 @@ public actor Coordinator {
             logger.info("client \"\(name)\" reconnected; closing its previous connection")
             // The new session was never sent the request in flight: do not wait for its answer.
             if expecting.remove(name) != nil { lost.insert(name) }
+            dropIncoming(name, because: "it reconnected")
             Task { await old.connection.close() }
         }
         let summary = connection.hello.dataset
@@ -216,6 +237,7 @@ public actor Coordinator {
     func disconnected(_ name: String, connection id: ObjectIdentifier) {
         guard let c = clients[name], ObjectIdentifier(c.connection) == id else { return }
         clients[name] = nil
+        dropIncoming(name, because: "it disconnected")
         if expecting.remove(name) != nil {
             lost.insert(name)
             logger.warning("client \"\(name)\" disconnected during round \(phaseRound)")
@@ -253,12 +275,23 @@ public actor Coordinator {
         switch envelope.body {
         case .fitResult(let r):
             let answered = clients[name]?.unanswered.remove(Request(evaluate: false, round: r.round)) != nil
+            var streamed: Fedkit_V1_ChunkedPayload?
+            if case .chunked(let reference)? = r.parameters.content { streamed = reference }
+            if let streamed, incoming[name] != nil || ignoring[name] != nil {
+                refuse(name, "fit result for round \(r.round) announces transfer \(streamed.transferID) while another is still arriving")
+                return
+            }
             guard phase == .fit, r.round == phaseRound, expecting.contains(name) else {
+                if let streamed { ignore(streamed.transferID, chunks: streamed.chunkCount, from: name) }
                 if answered {
                     refuse(name, "fit result for round \(r.round) arrived late (current round \(phaseRound))", offence: false)
                 } else {
                     refuse(name, "fit result for round \(r.round) was not requested (current round \(phaseRound), \(phase == .fit ? "training" : "not training"))")
                 }
+                return
+            }
+            if let streamed {
+                beginIncoming(r, streamed, from: name, declaredExamples: c.declaredExamples)
                 return
             }
             expecting.remove(name)
@@ -291,6 +324,8 @@ public actor Coordinator {
                 return
             }
             evaluations.append(ClientEvaluation(client: name, domain: c.domain, loss: r.loss, accuracy: r.accuracy, examples: Int(clamping: r.numExamples)))
+        case .chunk(let chunk):
+            takeChunk(chunk, from: name)
         case .goodbye(let g):
             logger.info("client \"\(name)\" said goodbye: \(g.reason)")
         case .error(let e):
@@ -299,6 +334,87 @@ public actor Coordinator {
         default:
             refuse(name, "unexpected \(envelope.kind) message")
         }
+    }
+
+    // MARK: Streamed updates
+
+    /// Starts folding a streamed update: its envelope came first, with the weight; its tensors
+    /// follow as chunks (`takeChunk`). The client stays expected until the last chunk.
+    func beginIncoming(_ r: Fedkit_V1_FitResult, _ reference: Fedkit_V1_ChunkedPayload, from name: String, declaredExamples: Int) {
+        guard let aggregator else { return }
+        do {
+            let claimed = try Self.checkExamples(r, declaredExamples: declaredExamples, cap: configuration.maxExamplesPerClient)
+            let payload = try PayloadStream(reference)
+            let update = try aggregator.beginStream(weight: Double(claimed), client: name, round: r.round, undoDirectory: undoDirectory)
+            var result = r
+            result.parameters = Fedkit_V1_Payload()
+            incoming[name] = Incoming(result: result, claimed: claimed, payload: payload, update: update)
+        } catch {
+            expecting.remove(name)
+            ignore(reference.transferID, chunks: reference.chunkCount, from: name)
+            refuse(name, "\(error)")
+        }
+    }
+
+    /// Folds one chunk of a client's streamed update; the last one, once the whole payload is
+    /// verified, commits the update. Any failure takes out what the update had added.
+    func takeChunk(_ chunk: Fedkit_V1_PayloadChunk, from name: String) {
+        if let skipped = ignoring[name], skipped.transfer == chunk.transferID {
+            ignoring[name] = skipped.remaining > 1 ? (skipped.transfer, skipped.remaining - 1) : nil
+            return
+        }
+        guard var open = incoming[name], open.payload.transferID == chunk.transferID else {
+            refuse(name, "chunk \(chunk.index) of transfer \(chunk.transferID), which no fit result announced")
+            return
+        }
+        let update = open.update
+        do {
+            let complete = try open.payload.take(chunk) { try update.take($0) }
+            guard complete else {
+                incoming[name] = open
+                return
+            }
+            try update.commit()
+            incoming[name] = nil
+            expecting.remove(name)
+            status.update { $0.updatesStreamed += 1 }
+            bytesIn += update.bytes
+            let r = open.result
+            fits.append(ClientFit(client: name, examples: open.claimed, trainLoss: r.trainLoss, trainAccuracy: r.trainAccuracy))
+        } catch {
+            update.rollback()
+            status.update { $0.updatesTakenBack += 1 }
+            incoming[name] = nil
+            expecting.remove(name)
+            let left = open.payload.chunkCount - min(open.payload.chunkCount, chunk.index + 1)
+            if left > 0 { ignore(chunk.transferID, chunks: left, from: name) }
+            refuse(name, "\(error)")
+        }
+    }
+
+    /// Drops the rest of a streamed transfer unread.
+    func ignore(_ transfer: UInt64, chunks: UInt32, from name: String) {
+        if chunks > 0 { ignoring[name] = (transfer, chunks) }
+    }
+
+    /// Takes out a client's update that was still arriving (its connection is gone).
+    func dropIncoming(_ name: String, because reason: String) {
+        ignoring[name] = nil
+        guard let open = incoming.removeValue(forKey: name) else { return }
+        open.update.rollback()
+        status.update { $0.updatesTakenBack += 1 }
+        logger.warning("round \(open.result.round): client \"\(name)\"'s update was taken back after \(open.payload.receivedBytes) of \(open.payload.totalBytes) bytes: \(reason)")
+    }
+
+    /// Takes out every update still arriving when the round closes: its remaining chunks are dropped.
+    func closeIncoming(round: UInt64) {
+        for (name, open) in incoming.sorted(by: { $0.key < $1.key }) {
+            open.update.rollback()
+            status.update { $0.updatesTakenBack += 1 }
+            ignore(open.payload.transferID, chunks: open.payload.chunkCount - open.payload.chunksReceived, from: name)
+            logger.warning("round \(round): client \"\(name)\"'s update had \(open.payload.receivedBytes) of \(open.payload.totalBytes) bytes at the deadline; taken back")
+        }
+        incoming = [:]
     }
 
     /// What became of one client's `FitResult`.
@@ -317,18 +433,30 @@ public actor Coordinator {
     ///   - cap: `maxExamplesPerClient`.
     static func fold(_ r: Fedkit_V1_FitResult, from name: String, declaredExamples: Int, cap: Int,
                      into aggregator: WeightedAverage) -> Fold {
-        let claimed = Int(clamping: r.numExamples)
-        let bound = min(cap, declaredExamples > 0 ? declaredExamples : Int.max)
-        guard claimed >= 1, claimed <= bound else {
-            return .refused(reason: "claims \(r.numExamples) training examples; allowed 1...\(bound) (declared \(declaredExamples) in its Hello, cap \(cap))")
-        }
         do {
+            let claimed = try checkExamples(r, declaredExamples: declaredExamples, cap: cap)
             let tensors = try r.parameters.wireTensors()
             try aggregator.add(tensors, weight: Double(claimed), client: name, round: r.round)
             return .accepted(examples: claimed, bytes: tensors.reduce(0) { $0 + $1.bytes.count })
         } catch {
             return .refused(reason: "\(error)")
         }
+    }
+
+    /// The example count a `FitResult` claims, within its bound (see README: weighting policy).
+    /// - Throws: `FederatedError.badUpdate` naming the claim and the bound.
+    static func checkExamples(_ r: Fedkit_V1_FitResult, declaredExamples: Int, cap: Int) throws -> Int {
+        let claimed = Int(clamping: r.numExamples)
+        let bound = min(cap, declaredExamples > 0 ? declaredExamples : Int.max)
+        guard claimed >= 1, claimed <= bound else {
+            throw ExamplesOutOfBounds(message: "claims \(r.numExamples) training examples; allowed 1...\(bound) (declared \(declaredExamples) in its Hello, cap \(cap))")
+        }
+        return claimed
+    }
+
+    struct ExamplesOutOfBounds: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
     }
 
     // MARK: Rounds
@@ -497,6 +625,7 @@ public actor Coordinator {
                 try await dispatch(Envelope(.fitRequest(request)), to: selected, until: deadline)
             }
             try await waitForAnswers(until: deadline)
+            closeIncoming(round: round)
             // Silent until the deadline, or gone (disconnected, unreachable) during the round.
             let dropped = expecting.union(lost).sorted()
             if !dropped.isEmpty { logger.warning("round \(round): no answer from \(dropped.joined(separator: ", ")) before the deadline") }
@@ -504,7 +633,9 @@ public actor Coordinator {
             expecting = []
             record = RoundMetrics(round: round, selected: selected, fit: fits.sorted { $0.client < $1.client }, refused: refused,
                                   dropped: dropped, evaluation: [], meanAccuracy: nil, bytesOut: bytesOut, bytesIn: bytesIn, attempts: attempts)
-            if fits.count >= configuration.minFitClients, let aggregator, try aggregator.writeAverage(into: model) {
+            if let damage = aggregator?.damage {
+                logger.error("round \(round): the running sums cannot be used (\(damage)); the attempt is void")
+            } else if fits.count >= configuration.minFitClients, let aggregator, try aggregator.writeAverage(into: model) {
                 break
             }
             guard attempts < configuration.maxRoundAttempts else {

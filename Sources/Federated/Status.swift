@@ -37,6 +37,10 @@ public struct FederationStatus: Codable, Sendable, Equatable {
     public var clientsDropped = 0
     public var bytesReceived = 0
     public var bytesSent = 0
+    /// Of the updates accepted, those folded as they arrived (streamed); and streamed updates
+    /// taken back half-folded (refused on the way, cut off, or late at the deadline).
+    public var updatesStreamed = 0
+    public var updatesTakenBack = 0
 
     public init(strategy: String, totalRounds: Int, completedRounds: UInt64, phase: Phase = .waiting, started: Double = Date().timeIntervalSince1970) {
         self.strategy = strategy

@@ -98,15 +98,23 @@ public final class WeightedAverage {
     public var template: [(name: String, shape: [Int])] { checks.entries }
     public let precision: AggregationPrecision
     /// What every update is checked against.
-    private let checks: UpdateTemplate
+    let checks: UpdateTemplate
     /// Tensor i's running sums: `counts[i]` Float64 or Float32 values.
-    private let sums: [UnsafeMutableRawPointer]
-    private var counts: [Int] { checks.counts }
-    private var index: [String: Int] { checks.index }
+    let sums: [UnsafeMutableRawPointer]
+    var counts: [Int] { checks.counts }
+    var index: [String: Int] { checks.index }
     /// Σ n_k so far.
-    public private(set) var totalWeight: Double = 0
+    public internal(set) var totalWeight: Double = 0
     /// Clients folded in so far.
-    public private(set) var contributors: [String] = []
+    public internal(set) var contributors: [String] = []
+    /// Whether the sums hold this round's values (else they are stale, and the first update
+    /// sets them instead of adding to them).
+    var sumsLive = false
+    /// Updates being folded as they arrive, not yet committed or taken back.
+    var openStreams: [ObjectIdentifier: UpdateStream] = [:]
+    /// Set when values folded in could not be taken back (their undo log could not be read):
+    /// the sums are wrong until `reset()`, and `writeAverage` refuses to use them.
+    public internal(set) var damage: String?
     /// Norm clipping, if on: the bound and the reference model.
     public let clipping: UpdateClipping?
     /// The clipping reference's values, by template position.
@@ -153,6 +161,10 @@ public final class WeightedAverage {
     /// Empties the average for the next round, keeping the sums' memory: a fresh
     /// accumulator the size of the model costs more in page faults than a fold.
     public func reset() {
+        for stream in openStreams.values { stream.abandon() }
+        openStreams = [:]
+        sumsLive = false
+        damage = nil
         totalWeight = 0
         referenceWeight = 0
         contributors = []
@@ -181,7 +193,7 @@ public final class WeightedAverage {
         let weight = examples * scale  // exactly `examples` when not clipped
         // The first update sets the sums (no pass over a zeroed buffer); a refused first
         // update leaves them unused, so it needs no taking back.
-        let first = contributors.isEmpty
+        let first = !sumsLive
         var added: [(tensor: Int, upTo: Int)] = []
         for (position, t) in tensors.enumerated() {
             let i = index[t.name]!
@@ -213,6 +225,7 @@ public final class WeightedAverage {
         totalWeight += examples
         if scale < 1 { referenceWeight += examples - weight }
         contributors.append(client)
+        sumsLive = true
     }
 
     /// The L2 distance of `tensors` (already validated) from the clipping reference, in one
@@ -244,11 +257,11 @@ public final class WeightedAverage {
         return squares.squareRoot()
     }
 
-    private enum FoldMode { case set, add, subtract }
+    enum FoldMode { case set, add, subtract }
 
     /// sums[i][at..<at+count] (=, +=, −=) weight · x[0..<count]. Plain loops the compiler
     /// vectorizes; memory-bound, so the Float64 conversion is free.
-    private func fold(_ x: UnsafePointer<Float>, into i: Int, at: Int, count: Int, weight: Double, mode: FoldMode) {
+    func fold(_ x: UnsafePointer<Float>, into i: Int, at: Int, count: Int, weight: Double, mode: FoldMode) {
         switch precision {
         case .float64:
             let s = sums[i].assumingMemoryBound(to: Double.self) + at
@@ -273,7 +286,8 @@ public final class WeightedAverage {
     /// - Throws: `NNError` naming a template tensor the model lacks or shapes differently,
     ///   before anything is written.
     public func writeAverage(into model: Model) throws -> Bool {
-        guard totalWeight > 0 else { return false }
+        _ = rollBackOpenStreams()
+        guard totalWeight > 0, damage == nil else { return false }
         let byName = Dictionary(uniqueKeysWithValues: model.entries.map { ($0.name, $0.value) })
         for entry in template {
             guard let t = byName[entry.name] else { throw NNError.unexpectedTensor(name: entry.name, shape: entry.shape) }

@@ -51,6 +51,10 @@ final class ClientSessionHandler: ChannelInboundHandler {
                 if welcome.capabilities.contains(WireProtocol.crc32cCapability) && hello.capabilities.contains(WireProtocol.crc32cCapability) {
                     useCRC32C(context: context)
                 }
+                if welcome.capabilities.contains(WireProtocol.streamedPayloadCapability) && hello.capabilities.contains(WireProtocol.streamedPayloadCapability),
+                   let chunking = try? context.pipeline.syncOperations.handler(type: PayloadChunkingHandler.self) {
+                    chunking.streamsOutbound = true  // updates go envelope first: the server folds them as they arrive
+                }
                 // The server times out a connection it hears nothing from: beat at least as often as it asks.
                 heartbeat(atLeastEvery: .seconds(Int64(welcome.heartbeatIntervalSeconds)), context: context)
                 core.logger.info("session established")

@@ -55,6 +55,10 @@ public final class FederationServer: Sendable {
             ReceivePermits(limit: max(1, $0), minimumRate: max(1, configuration.minimumReceiveRate),
                            grace: .nanoseconds(max(0, configuration.receiveGrace.nanoseconds)))
         }
+        // Streamed updates cost a chunk each while they wait for the application, for all
+        // connections together: one bound for the server.
+        let backlog = configuration.capabilities.contains(WireProtocol.streamedPayloadCapability)
+            ? StreamBacklog(limit: max(1, configuration.streamBacklog)) : nil
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -79,7 +83,7 @@ public final class FederationServer: Sendable {
                         to: sync, maximumFrameSize: configuration.maximumFrameSize,
                         maximumPayloadSize: configuration.maximumPayloadSize, chunkSize: configuration.chunkSize,
                         readTimeout: configuration.readTimeout, heartbeatInterval: configuration.heartbeatInterval,
-                        receivePermits: permits)
+                        receivePermits: permits, streamBacklog: backlog)
                     try sync.addHandler(ServerSessionHandler(settings: settings, onEstablished: onEstablished))
                 }
             }

@@ -7,8 +7,11 @@ import Wire
 /// Server side, a `PeerConnection` exists only after the client's certificate was verified, its
 /// name allowed, its Hello accepted and a Welcome sent; client side, only after the server's
 /// Welcome. Heartbeats are handled below and never appear in `inbound`. Large payloads arrive
-/// reassembled and SHA-256-verified. `inbound` finishes when the connection closes, throwing
-/// the reason (`TransportError`, `WireError` or a TLS error) when it did not close cleanly.
+/// reassembled and verified (SHA-256 or CRC-32C) — except, server side, a client's payloads in
+/// the streamed order, when both announced `WireProtocol.streamedPayloadCapability`: then the
+/// envelope arrives first, with its payload `chunked`, and its `PayloadChunk`s follow, for the
+/// application to read with a `PayloadStream`. `inbound` finishes when the connection closes,
+/// throwing the reason (`TransportError`, `WireError` or a TLS error) when it did not close cleanly.
 public final class PeerConnection: Sendable {
     /// The peer's name: the common name of its verified certificate.
     public let peerName: String
@@ -17,17 +20,46 @@ public final class PeerConnection: Sendable {
     /// Client side: the server's Welcome. Server side: the Welcome we sent.
     public let welcome: Fedkit_V1_Welcome
     /// Envelopes from the peer, in order, after the Hello/Welcome exchange.
-    public let inbound: AsyncThrowingStream<Envelope, Error>
+    public let inbound: Inbound
 
     private let channel: Channel
 
     init(peerName: String, hello: Fedkit_V1_Hello, welcome: Fedkit_V1_Welcome,
-         inbound: AsyncThrowingStream<Envelope, Error>, channel: Channel) {
+         inbound: AsyncThrowingStream<Envelope, Error>, channel: Channel, backlog: StreamBacklog? = nil) {
         self.peerName = peerName
         self.hello = hello
         self.welcome = welcome
-        self.inbound = inbound
+        self.inbound = Inbound(stream: inbound, backlog: backlog)
         self.channel = channel
+    }
+
+    /// The envelopes from the peer. Asking for the next one tells the server's `StreamBacklog`
+    /// that a streamed chunk returned before has been processed, so iterate it in the task that
+    /// processes them.
+    public struct Inbound: AsyncSequence, Sendable {
+        public typealias Element = Envelope
+        let stream: AsyncThrowingStream<Envelope, Error>
+        let backlog: StreamBacklog?
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            var base: AsyncThrowingStream<Envelope, Error>.AsyncIterator
+            let backlog: StreamBacklog?
+            var returnedChunk = false
+
+            public mutating func next() async throws -> Envelope? {
+                if returnedChunk {
+                    returnedChunk = false
+                    backlog?.processed()
+                }
+                let envelope = try await base.next()
+                if backlog != nil, case .chunk? = envelope?.body { returnedChunk = true }
+                return envelope
+            }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator {
+            AsyncIterator(base: stream.makeAsyncIterator(), backlog: backlog)
+        }
     }
 
     /// Address of the peer.

@@ -9,7 +9,7 @@ enum FedPipeline {
     static func addCommonHandlers(to pipeline: ChannelPipeline.SynchronousOperations,
                                   maximumFrameSize: Int, maximumPayloadSize: Int, chunkSize: Int,
                                   readTimeout: TimeAmount, heartbeatInterval: TimeAmount,
-                                  receivePermits: ReceivePermits? = nil) throws {
+                                  receivePermits: ReceivePermits? = nil, streamBacklog: StreamBacklog? = nil) throws {
         try pipeline.addHandler(TLSWriteSlicer())
         try pipeline.addHandler(PeerIdentityHandler())
         try pipeline.addHandler(IdleStateHandler(readTimeout: readTimeout, writeTimeout: heartbeatInterval))
@@ -19,6 +19,6 @@ enum FedPipeline {
         try pipeline.addHandler(PayloadChunkingHandler(
             chunker: PayloadChunker(chunkSize: chunk, inlineLimit: min(PayloadChunker.defaultInlineLimit, chunk)),
             assembler: PayloadAssembler(maximumPayloadSize: maximumPayloadSize),
-            permits: receivePermits))
+            permits: receivePermits, backlog: streamBacklog))
     }
 }

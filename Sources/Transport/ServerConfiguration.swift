@@ -42,6 +42,10 @@ public struct ServerConfiguration: Sendable {
     public var supportedVersions: [UInt32]
     /// Capabilities announced in Welcome.
     public var capabilities: [String]
+    /// With `WireProtocol.streamedPayloadCapability` in `capabilities`: the streamed chunks that
+    /// may wait, all connections together, for the application to process them
+    /// (`StreamBacklog`); a connection reads no further chunk while that many wait.
+    public var streamBacklog: Int = StreamBacklog.defaultLimit
     /// Where connection events and refusals are logged.
     public var logger: Logger
 

@@ -63,8 +63,9 @@ final class ServerSessionHandler: ChannelInboundHandler {
             }
             accept(hello, from: peer, context: context)
         case .established(let peer):
+            // Chunks come up only as a streamed payload's (`PayloadChunkingHandler`).
             core.receiveEstablished(envelope, from: "client \"\(peer)\"", expected: {
-                switch $0.body { case .fitResult, .evaluateResult: true; default: false }
+                switch $0.body { case .fitResult, .evaluateResult, .chunk: true; default: false }
             }, state: state.description, context: context)
         }
     }
@@ -90,11 +91,18 @@ final class ServerSessionHandler: ChannelInboundHandler {
         if welcome.capabilities.contains(WireProtocol.crc32cCapability) {
             useCRC32C(context: context)
         }
+        var backlog: StreamBacklog?
+        if welcome.capabilities.contains(WireProtocol.streamedPayloadCapability),
+           let chunking = try? context.pipeline.syncOperations.handler(type: PayloadChunkingHandler.self) {
+            chunking.acceptsStreamedPayloads = true
+            backlog = chunking.backlog
+        }
         state.stage = .established(peer: peer)
         core.logger.info("client session established", metadata: [
             "peer": "\(peer)", "domain": "\(hello.dataset.domain)", "train_examples": "\(hello.dataset.trainExamples)",
         ])
-        onEstablished(PeerConnection(peerName: peer, hello: hello, welcome: welcome, inbound: core.inbound, channel: context.channel))
+        onEstablished(PeerConnection(peerName: peer, hello: hello, welcome: welcome, inbound: core.inbound, channel: context.channel,
+                                     backlog: backlog))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

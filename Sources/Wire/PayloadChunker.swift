@@ -3,7 +3,8 @@ import Foundation
 import SwiftProtobuf
 
 /// Splits an envelope whose inline tensor payload is too big for one frame into a run of
-/// `PayloadChunk` envelopes followed by the envelope itself, now referring to the chunks.
+/// `PayloadChunk` envelopes followed by the envelope itself, now referring to the chunks
+/// (or, `streamed`, the envelope followed by its chunks).
 ///
 /// The chunks carry consecutive slices of the serialized `TensorSet`; the final envelope's
 /// `ChunkedPayload` holds the chunk count, the total size and the SHA-256 of the whole
@@ -26,6 +27,10 @@ public struct PayloadChunker: Sendable {
     public var checksum: PayloadChecksum
     /// Transfer identifier of the next chunked payload; unique per connection.
     public private(set) var nextTransferID: UInt64
+    /// Sends the envelope before its chunks instead of after them, so that the receiver can
+    /// use the payload as it arrives (`PayloadStream`); only once the peer announced
+    /// `WireProtocol.streamedPayloadCapability`.
+    public var streamed = false
 
     /// Creates a chunker.
     /// - Parameters:
@@ -107,9 +112,9 @@ public struct PayloadChunker: Sendable {
         case .sha256: reference.sha256 = Data(sha256.finalize())
         case .crc32c: reference.crc32C = crc32c.bigEndianBytes
         }
-        var last = envelope
-        last.payload = Fedkit_V1_Payload.with { $0.content = .chunked(reference) }
-        envelopes.append(last)
+        var carrier = envelope
+        carrier.payload = Fedkit_V1_Payload.with { $0.content = .chunked(reference) }
+        if streamed { envelopes.insert(carrier, at: 0) } else { envelopes.append(carrier) }
         return envelopes
     }
 

@@ -16,6 +16,13 @@ import NIOCore
 /// reading until it gets one (and is not idle meanwhile: its read-idle events are held back).
 /// A payload holding a permit must be complete within `ReceivePermits.timeLimit(forBytes:)`
 /// of getting it, or `WireError.transferTooSlow` is fired and the permit handed on.
+///
+/// With `acceptsStreamedPayloads` (the peer sends in the streamed order, see
+/// `WireProtocol.streamedPayloadCapability`), an envelope that announces a chunked payload
+/// before its chunks goes up at once, and so does each of its chunks: the application reads
+/// them with a `PayloadStream`, and they take no receive permit (they are never held whole).
+/// With a `StreamBacklog`, this connection's reads are held while too many chunks handed up
+/// wait to be processed.
 public final class PayloadChunkingHandler: ChannelDuplexHandler {
     public typealias InboundIn = Envelope
     public typealias InboundOut = Envelope
@@ -44,17 +51,36 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
     private var announcedBytes: UInt64 = 0
     /// Fires when the payload holding the permit has taken longer than its size allows.
     private var transferClock: Scheduled<Void>?
+    /// Bound on streamed chunks handed up and not yet processed, shared with other connections.
+    public let backlog: StreamBacklog?
+    /// Whether envelopes that announce a chunked payload before its chunks are passed up with
+    /// their chunks (set once the peer's streamed order was agreed). Call on the event loop.
+    public var acceptsStreamedPayloads = false
+    /// The streamed transfer whose chunks are passed up, and how many of them are still to come.
+    private var streaming: (id: UInt64, remaining: UInt32)?
+    /// Set while a read is held back by the backlog.
+    private var readHeld = false
 
     /// Creates the handler.
     /// - Parameters:
     ///   - chunker: Splits outbound payloads.
     ///   - assembler: Reassembles and validates inbound payloads.
     ///   - permits: Shared bound on payloads reassembled at once; nil for no bound.
+    ///   - backlog: Shared bound on streamed chunks waiting to be processed; nil for none.
     public init(chunker: PayloadChunker = PayloadChunker(), assembler: PayloadAssembler = PayloadAssembler(),
-                permits: ReceivePermits? = nil) {
+                permits: ReceivePermits? = nil, backlog: StreamBacklog? = nil) {
         self.chunker = chunker
         self.assembler = assembler
         self.permits = permits
+        self.backlog = backlog
+    }
+
+    /// Whether this side sends its chunked payloads in the streamed order (envelope first); set
+    /// it only once the peer announced `WireProtocol.streamedPayloadCapability`. Call on the
+    /// channel's event loop.
+    public var streamsOutbound: Bool {
+        get { chunker.streamed }
+        set { chunker.streamed = newValue }
     }
 
     /// Checksum of the chunked payloads this handler sends; set it to `.crc32c` only once the
@@ -77,6 +103,7 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
     /// Passes `envelope` to the assembler, first taking a permit if it starts a chunked
     /// payload; without one free, parks it (at the front: it is the oldest) and stops reading.
     private func receive(_ envelope: Envelope, context: ChannelHandlerContext) {
+        if acceptsStreamedPayloads && passStreamed(envelope, context: context) { return }
         if let permits, !holdsPermit, case .chunk(let chunk)? = envelope.body, chunk.index == 0 {
             let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             if let waiting = permits.acquire(on: context.eventLoop, granted: { handler.value.0.granted(context: handler.value.1) }) {
@@ -113,6 +140,49 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
             parked.removeAll()
             context.fireErrorCaught(error)
         }
+    }
+
+    /// Passes up, as they are, an envelope that announces a chunked payload while no transfer
+    /// is being reassembled (the streamed order) and then that transfer's chunks. Returns
+    /// whether `envelope` was one of them.
+    private func passStreamed(_ envelope: Envelope, context: ChannelHandlerContext) -> Bool {
+        if case .chunk(let chunk)? = envelope.body {
+            guard let open = streaming, chunk.transferID == open.id else { return false }
+            streaming = open.remaining > 1 ? (open.id, open.remaining - 1) : nil
+            backlog?.added()
+            context.fireChannelRead(Self.wrapInboundOut(envelope))
+            return true
+        }
+        guard case .chunked(let reference)? = envelope.payload?.content, !assembler.hasOpenTransfer else { return false }
+        if let open = streaming {
+            failed = true
+            parked.removeAll()
+            context.fireErrorCaught(WireError.unexpectedTransfer(transferID: reference.transferID, openTransferID: open.id))
+            return true
+        }
+        if reference.chunkCount > 0 { streaming = (reference.transferID, reference.chunkCount) }
+        context.fireChannelRead(Self.wrapInboundOut(envelope))
+        return true
+    }
+
+    /// Reads go on only while the streamed chunks handed up (by every connection sharing the
+    /// backlog) are few enough; a held read goes on once the application has caught up.
+    public func read(context: ChannelHandlerContext) {
+        guard let backlog, acceptsStreamedPayloads else {
+            context.read()
+            return
+        }
+        let handler = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let admitted = backlog.admit(on: context.eventLoop) {
+            let (this, context) = handler.value
+            guard !this.closed else {
+                backlog.passOn()
+                return
+            }
+            this.readHeld = false
+            context.read()
+        }
+        if admitted { context.read() } else { readHeld = true }
     }
 
     /// A permit was handed over: replay what was parked, then read again.
@@ -172,7 +242,7 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Paused by us, the connection reads nothing on purpose: that is not the peer idling.
-        if ticket != nil, let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read { return }
+        if ticket != nil || readHeld, let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read { return }
         context.fireUserInboundEventTriggered(event)
     }
 

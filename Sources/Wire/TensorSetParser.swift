@@ -34,35 +34,43 @@ enum TensorSetParser {
         var tensor = Fedkit_V1_Tensor()
         while !reader.atEnd {
             let (field, wireType) = try reader.readTag()
-            switch (field, wireType) {
-            case (1, 2):
-                let bytes = try reader.readLengthDelimited()
-                guard let name = String(validating: bytes.view, as: UTF8.self) else {
-                    throw WireError.invalidTensorSet(reason: "tensor name is not valid UTF-8")
-                }
-                tensor.name = name
-            case (2, 2):
-                var packed = try reader.readLengthDelimited()
-                while !packed.atEnd { tensor.shape.append(Int64(bitPattern: try packed.readVarint())) }
-            case (2, 0):
-                tensor.shape.append(Int64(bitPattern: try reader.readVarint()))
-            case (3, 0):
-                tensor.dtype = DType(rawValue: Int(Int32(truncatingIfNeeded: try reader.readVarint()))) ?? .unspecified
-            case (4, 2):
+            if field == 4 && wireType == 2 {
                 let bytes = try reader.readLengthDelimited()
                 tensor.data = bytes.count == 0 ? Data() : Data(
                     bytesNoCopy: UnsafeMutableRawPointer(mutating: bytes.bytes.baseAddress! + bytes.position),
                     count: bytes.count,
                     deallocator: .custom { _, _ in withExtendedLifetime((buffer, owner)) {} })
-            default:
-                try reader.skip(wireType: wireType)
+            } else {
+                try readHeaderField(field, wireType, &reader, into: &tensor)
             }
         }
         return tensor
     }
 
+    /// Reads one field of a `Tensor` other than its data into `tensor`: name, shape (packed
+    /// or not), dtype; any other field is skipped.
+    static func readHeaderField(_ field: UInt64, _ wireType: UInt64, _ reader: inout Cursor, into tensor: inout Fedkit_V1_Tensor) throws {
+        switch (field, wireType) {
+        case (1, 2):
+            let bytes = try reader.readLengthDelimited()
+            guard let name = String(validating: bytes.view, as: UTF8.self) else {
+                throw WireError.invalidTensorSet(reason: "tensor name is not valid UTF-8")
+            }
+            tensor.name = name
+        case (2, 2):
+            var packed = try reader.readLengthDelimited()
+            while !packed.atEnd { tensor.shape.append(Int64(bitPattern: try packed.readVarint())) }
+        case (2, 0):
+            tensor.shape.append(Int64(bitPattern: try reader.readVarint()))
+        case (3, 0):
+            tensor.dtype = DType(rawValue: Int(Int32(truncatingIfNeeded: try reader.readVarint()))) ?? .unspecified
+        default:
+            try reader.skip(wireType: wireType)
+        }
+    }
+
     /// A read position in `bytes[position..<end]`.
-    private struct Cursor {
+    struct Cursor {
         let bytes: UnsafeRawBufferPointer
         var position: Int
         let end: Int

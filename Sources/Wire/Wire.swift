@@ -24,6 +24,12 @@ public enum WireProtocol {
     /// Capability announced by peers that accept and may send CRC-32C instead of SHA-256 as
     /// the checksum of chunked payloads. Not announced by default.
     public static let crc32cCapability = "crc32c-checksum"
+    /// Capability of a client that sends, and a server that accepts, chunked payloads in the
+    /// streamed order: the envelope first, then its chunks, so that the server folds an update
+    /// as it arrives instead of holding it whole. Announced by FedKit's clients, and by a
+    /// coordinator's server (not by default: a server must then handle `PayloadChunk`
+    /// envelopes itself, see `PayloadStream`).
+    public static let streamedPayloadCapability = "streamed-payload"
     /// Capabilities this build announces by default.
     public static let capabilities: [String] = [chunkedPayloadCapability]
 }

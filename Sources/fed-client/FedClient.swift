@@ -126,12 +126,13 @@ struct FedClient: AsyncParsableCommand {
     }
 
     /// The Hello and TLS settings of one client's connection. Chunked models are checked with
-    /// CRC-32C when the server agrees (TLS already authenticates every byte).
+    /// CRC-32C when the server agrees (TLS already authenticates every byte), and updates are
+    /// sent in the streamed order when it agrees, so that it folds them as they arrive.
     func connectionConfiguration(_ runtime: ClientRuntime, credentials: Credentials, file: ConfigFile, logger: Logger) throws -> ClientConfiguration {
         var hello = Fedkit_V1_Hello()
         hello.clientName = runtime.name
         hello.protocolVersion = WireProtocol.currentVersion
-        hello.capabilities = WireProtocol.capabilities + [WireProtocol.crc32cCapability]
+        hello.capabilities = WireProtocol.capabilities + [WireProtocol.crc32cCapability, WireProtocol.streamedPayloadCapability]
         hello.dataset = runtime.datasetSummary
         var config = ClientConfiguration.mutualTLS(credentials: credentials, hello: hello)
         config.serverHostname = try file.resolve(serverName, "server-name")

@@ -118,11 +118,15 @@ struct FedServer: AsyncParsableCommand {
         }
         // Updates in memory at once are bounded by default, so that clients answering together
         // cannot take the server's memory past a model-sized budget, however many they are.
+        // Updates from FedKit clients are folded as they arrive (unless norm clipping is on).
+        serverConfig.capabilities += coordinator.capabilities
         let bound = receives ?? ServerConfiguration.concurrentReceives(payloadBytes: coordinator.updateBytes)
         if bound > 0 { serverConfig.maximumConcurrentReceives = bound }
         let megabytes = String(format: "%.1f", Double(coordinator.updateBytes) / 1e6)
-        let receiving = bound > 0 ? "receiving at most \(bound) update(s) of \(megabytes) MB at once (--max-concurrent-receives)"
-                                  : "receiving updates of \(megabytes) MB without a bound on how many at once"
+        let streaming = coordinator.capabilities.contains(WireProtocol.streamedPayloadCapability)
+            ? "folding streamed updates of \(megabytes) MB as they arrive; other" : "receiving"
+        let receiving = bound > 0 ? "\(streaming) updates: at most \(bound) at once (--max-concurrent-receives)"
+                                  : "\(streaming) updates: no bound on how many at once"
         logger.info("\(receiving)")
         let statusAddress = try status.resolve(file)
         let bindHost = try file.resolve(host, "host", "0.0.0.0")

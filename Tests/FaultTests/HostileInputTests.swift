@@ -20,8 +20,10 @@ final class HostileInputTests: XCTestCase {
     }
 
     /// One round with the honest "mnist-0" and, when `attack` is set, the hostile "evil-0".
+    /// With `streamed`, the hostile client sends its results in the streamed order (chunked), so
+    /// that the coordinator has folded part of a bad update before it finds the fault.
     func run(declared: UInt64 = 40, maxOffences: Int = 10, maxExamples: Int = 1_000_000, maxUpdateNorm: Double? = nil,
-             attack: Attack?) async throws -> Outcome {
+             streamed: Bool = false, attack: Attack?) async throws -> Outcome {
         var config = InProcess.configuration(minFit: 1, minClients: attack == nil ? 1 : 2)
         config.maxUpdateNorm = maxUpdateNorm
         config.roundTimeout = 4
@@ -32,7 +34,9 @@ final class HostileInputTests: XCTestCase {
         let disconnected = ManagedFlag()
         var hostileTask: Task<Void, Error>?
         if let attack {
-            let connection = try await InProcess.connect("evil-0", port: port, hello: InProcess.hello("evil-0", declaredExamples: declared, domain: "svhn"))
+            var hello = InProcess.hello("evil-0", declaredExamples: declared, domain: "svhn")
+            if streamed { hello.capabilities.append(WireProtocol.streamedPayloadCapability) }
+            let connection = try await InProcess.connect("evil-0", port: port, hello: hello)
             hostileTask = Task {
                 // Ending without a Goodbye means the server closed the connection.
                 if await answerAsCraftedClient(on: connection, disconnected: disconnected, fit: attack) { disconnected.set() }
@@ -65,10 +69,27 @@ final class HostileInputTests: XCTestCase {
     }
 
     func testEveryHostileUpdateIsRefusedLoggedAndLeavesTheGlobalModelUnchanged() async throws {
+        try await checkHostileUpdates(streamed: false)
+    }
+
+    /// Streamed, a bad update is found only after part of it was folded: what it added is taken
+    /// out again, exactly (Float64 sums), so the global model is the same to the bit.
+    func testEveryHostileStreamedUpdateIsTakenBackAndLeavesTheGlobalModelUnchanged() async throws {
+        try await checkHostileUpdates(streamed: true)
+    }
+
+    func checkHostileUpdates(streamed: Bool) async throws {
         let reference = try await run(attack: nil)
         XCTAssertEqual(reference.metrics[0].fit.map(\.client), ["mnist-0"])
 
         let cases: [(name: String, declared: UInt64, reason: String, attack: Attack)] = [
+            ("NaN in the last tensor", 40, "NaN or infinite", { req, t in
+                var u = t
+                var floats = try! u[u.count - 1].floats()
+                floats[floats.count - 1] = .nan
+                u[u.count - 1] = WireTensor(name: u[u.count - 1].name, shape: u[u.count - 1].shape, floats: floats)
+                return [Self.result(req, u)]
+            }),
             ("wrong tensor names", 40, "unexpected tensor conv9.weight", { req, t in
                 var u = t
                 u[0] = WireTensor(name: "conv9.weight", shape: u[0].shape, floats: try! u[0].floats())
@@ -99,7 +120,7 @@ final class HostileInputTests: XCTestCase {
         ]
         var refusedCount = 0
         for c in cases {
-            let outcome = try await run(declared: c.declared, attack: c.attack)
+            let outcome = try await run(declared: c.declared, streamed: streamed, attack: c.attack)
             let round = outcome.metrics[0]
             XCTAssertEqual(round.fit.map(\.client), ["mnist-0"], "\(c.name): the hostile update was averaged")
             XCTAssertEqual(outcome.global, reference.global, "\(c.name): the global model differs from the run without the hostile client")
@@ -110,7 +131,7 @@ final class HostileInputTests: XCTestCase {
             XCTAssertFalse(outcome.hostileDisconnected, "\(c.name): one offence must not disconnect")
             refusedCount += 1
         }
-        print("hostile input: \(refusedCount) kinds of hostile update tried, \(refusedCount) refused, 0 bytes of the global model changed")
+        print("hostile input\(streamed ? " (streamed)" : ""): \(refusedCount) kinds of hostile update tried, \(refusedCount) refused, 0 bytes of the global model changed")
     }
 
     func testTheSameResultTwiceIsAveragedOnce() async throws {

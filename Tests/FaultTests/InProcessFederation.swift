@@ -88,17 +88,22 @@ enum InProcess {
         return hello
     }
 
+    /// A hello that announces `streamed-payload` is sent with 1 KiB chunks, so that even the
+    /// test model's small updates are chunked and, the server agreeing, streamed.
     static func connect(_ name: String, port: Int, hello: Fedkit_V1_Hello) async throws -> PeerConnection {
         var config = ClientConfiguration.mutualTLS(credentials: try TestPKI.shared.get().credentials(name), hello: hello)
         config.serverHostname = "localhost"
+        if hello.capabilities.contains(WireProtocol.streamedPayloadCapability) { config.chunkSize = 1024 }
         config.logger = quiet
         return try await FederationClient.connect(host: "127.0.0.1", port: port, configuration: config)
     }
 
-    /// An honest in-process client: the real `ClientRuntime` behind a real TLS session.
+    /// An honest in-process client: the real `ClientRuntime` behind a real TLS session, sending
+    /// its updates streamed as fed-client does.
     static func serveHonestly(_ runtime: ClientRuntime, port: Int) async throws {
         var hello = hello(runtime.name, declaredExamples: 0, domain: "")
         hello.dataset = runtime.datasetSummary
+        hello.capabilities.append(WireProtocol.streamedPayloadCapability)
         let connection = try await connect(runtime.name, port: port, hello: hello)
         _ = try await runtime.serve(connection)
     }
@@ -123,7 +128,10 @@ enum InProcess {
                       server adjust: (inout ServerConfiguration) -> Void = { _ in }) async throws -> Federation {
         let recorder = LogRecorder()
         let coordinator = try Coordinator(configuration: configuration, logger: recorder.logger)
-        let server = try await startServer(adjust)
+        let server = try await startServer { config in
+            config.capabilities += coordinator.capabilities  // as fed-server does
+            adjust(&config)
+        }
         let port = server.port
         let honest = try runtime("mnist-0", domain: .mnist, model: configuration.model)
         return Federation(recorder: recorder, coordinator: coordinator, server: server,

@@ -154,9 +154,10 @@ final class StatusTests: XCTestCase {
         let port = try fed.port(of: server)
         let line = try fed.waitForLine(server, containing: "status on http://127.0.0.1:", timeout: 30)
         let statusPort = try XCTUnwrap(line.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) }, line)
-        // Updates received at once are bounded by default: as many as fit in 1 GiB.
-        let bound = try fed.waitForLine(server, containing: "receiving at most ", timeout: 30)
-        let updates = try XCTUnwrap(bound.components(separatedBy: "receiving at most ").last.flatMap { Int($0.prefix { $0.isNumber }) }, bound)
+        // Streamed updates are folded as they arrive; others received whole are bounded by
+        // default: as many as fit in 1 GiB.
+        let bound = try fed.waitForLine(server, containing: "as they arrive; other updates: at most ", timeout: 30)
+        let updates = try XCTUnwrap(bound.components(separatedBy: "at most ").last.flatMap { Int($0.prefix { $0.isNumber }) }, bound)
         XCTAssertGreaterThan(updates, 18, "the test's small model fits more updates in 1 GiB than the digit model: \(bound)")
         // Before any client: waiting, nobody connected, healthy.
         let before = try Self.http(statusPort, "/metrics")

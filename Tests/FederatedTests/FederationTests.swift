@@ -51,15 +51,19 @@ final class FederationTests: XCTestCase {
 
     /// Serves one in-process client: answers with the real ClientRuntime and records both directions.
     /// A client in `silent` receives requests and never answers.
-    static func serveClient(_ runtime: ClientRuntime, port: Int, log: WireLog, logger: Logger, silent: Bool = false) async throws {
+    /// With `streamed`, it sends its updates as FedKit's clients do when the server agrees: in
+    /// the streamed order, and in chunks of 1 KiB, so that the test model's small updates are
+    /// chunked (and so folded as they arrive) too.
+    static func serveClient(_ runtime: ClientRuntime, port: Int, log: WireLog, logger: Logger, silent: Bool = false, streamed: Bool = true) async throws {
         let pki = try FederationPKI.shared.get()
         var hello = Fedkit_V1_Hello()
         hello.clientName = runtime.name
         hello.protocolVersion = WireProtocol.currentVersion
-        hello.capabilities = WireProtocol.capabilities
+        hello.capabilities = WireProtocol.capabilities + (streamed ? [WireProtocol.streamedPayloadCapability] : [])
         hello.dataset = runtime.datasetSummary
         var config = ClientConfiguration.mutualTLS(credentials: try pki.credentials(runtime.name), hello: hello)
         config.serverHostname = "localhost"
+        if streamed { config.chunkSize = 1024 }
         config.logger = logger
         let connection = try await FederationClient.connect(host: "127.0.0.1", port: port, configuration: config)
         for try await envelope in connection.inbound {
@@ -84,15 +88,21 @@ final class FederationTests: XCTestCase {
         var log: WireLog
         /// The precision of the coordinator's running sums (nil if it never aggregated).
         var precision: AggregationPrecision?
+        /// What the coordinator reports at the end (updates streamed, taken back, …).
+        var status: FederationStatus
     }
 
     /// Runs a federation of in-process clients over real mutual TLS on 127.0.0.1.
-    func federate(_ configuration: CoordinatorConfiguration, clients: [(String, Digits5.Domain, Int)], silent: Set<String> = []) async throws -> Run {
+    /// With `streamed` (as fed-server and fed-client do) updates are folded as they arrive,
+    /// otherwise received whole.
+    func federate(_ configuration: CoordinatorConfiguration, clients: [(String, Digits5.Domain, Int)], silent: Set<String> = [],
+                  streamed: Bool = true) async throws -> Run {
         let pki = try FederationPKI.shared.get()
+        let coordinator = try Coordinator(configuration: configuration, logger: logger)
         var serverConfig = ServerConfiguration.mutualTLS(credentials: try pki.credentials("server"))
         serverConfig.logger = logger
+        serverConfig.capabilities += coordinator.capabilities
         let server = try await FederationServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig)
-        let coordinator = try Coordinator(configuration: configuration, logger: logger)
         let runtimes = try clients.map { name, domain, n in
             try ClientRuntime(name: name, learner: LocalLearner(model: try configuration.model.build(), data: localData(domain, train: n), clientName: name),
                               stateDirectory: nil, logger: logger)
@@ -102,13 +112,13 @@ final class FederationTests: XCTestCase {
         let quietLogger = self.logger
         let tasks = runtimes.map { r in
             let quiet = silent.contains(r.name)
-            return Task { try await Self.serveClient(r, port: port, log: log, logger: quietLogger, silent: quiet) }
+            return Task { try await Self.serveClient(r, port: port, log: log, logger: quietLogger, silent: quiet, streamed: streamed) }
         }
         let metrics = try await coordinator.run(connections: server.connections)
         await server.close()
         for t in tasks { _ = try? await t.value }
         return Run(metrics: metrics, global: await coordinator.globalState(), runtimes: runtimes, log: log,
-                   precision: await coordinator.aggregatorPrecision)
+                   precision: await coordinator.aggregatorPrecision, status: coordinator.status.snapshot())
     }
 
     func config(_ strategy: StrategyKind, norm: Norm, rounds: Int, clients: Int, stateDirectory: String? = nil) -> CoordinatorConfiguration {
@@ -145,12 +155,20 @@ final class FederationTests: XCTestCase {
         try await checkFedAvgAggregate(precision: .float32)
     }
 
+    /// Updates from clients that do not stream them are received whole: the same mean.
+    func testFedAvgAggregateOfUpdatesReceivedWholeIsTheWeightedMean() async throws {
+        try await checkFedAvgAggregate(precision: .float64, streamed: false)
+    }
+
     /// Float64 sums give exactly the weighted mean (rounded once), whatever order the three
-    /// updates arrived in; Float32 sums agree with it to a few roundings.
-    func checkFedAvgAggregate(precision: AggregationPrecision) async throws {
+    /// updates arrived in — and, streamed, however their chunks interleaved; Float32 sums agree
+    /// with it to a few roundings.
+    func checkFedAvgAggregate(precision: AggregationPrecision, streamed: Bool = true) async throws {
         var c = config(.fedavg, norm: .batch, rounds: 1, clients: 3)
         c.aggregationPrecision = precision
-        let run = try await federate(c, clients: [("mnist-0", .mnist, 20), ("svhn-0", .svhn, 30), ("usps-0", .usps, 50)])
+        let run = try await federate(c, clients: [("mnist-0", .mnist, 20), ("svhn-0", .svhn, 30), ("usps-0", .usps, 50)], streamed: streamed)
+        XCTAssertEqual(run.status.updatesStreamed, streamed ? 3 : 0, "updates were not received as expected")
+        XCTAssertEqual(run.status.updatesTakenBack, 0)
         var updates: [(weight: Double, tensors: [String: [Float]])] = []
         for (name, envelopes) in await run.log.received {
             for e in envelopes {

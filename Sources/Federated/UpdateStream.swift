@@ -1,0 +1,278 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Tensor
+import Wire
+
+extension WeightedAverage {
+    /// Starts folding one client's update as it arrives, piece by piece (`TensorStreamEvent`s
+    /// from a `PayloadStream`), so that the server never holds the update whole.
+    ///
+    /// Every value is checked (finite) and written to an undo log before it is added; `commit`
+    /// counts the update once all of it has arrived and its checksum held, and `rollback` takes
+    /// out what was added if it fails on the way (a NaN, a wrong tensor, a bad checksum, a
+    /// dropped connection, the round's deadline). With Float64 sums taking out is exact (see
+    /// `AggregationPrecision`), whatever else was added meanwhile.
+    ///
+    /// Streamed updates cannot be norm-clipped (the distance needs the whole update before
+    /// anything is added); with `clipping` this throws.
+    /// - Parameters:
+    ///   - weight: the update's number of examples, known from its envelope before its tensors.
+    ///   - undoDirectory: where the undo log lives: an unnamed file, gone when closed.
+    /// - Throws: `FederatedError.badUpdate` for a weight that is not positive, with clipping, or
+    ///   when the undo log cannot be created.
+    public func beginStream(weight: Double, client: String, round: UInt64, undoDirectory: String) throws -> UpdateStream {
+        guard weight > 0, weight.isFinite else {
+            throw FederatedError.badUpdate(client: client, round: round, reason: "weight (examples) \(weight) must be positive")
+        }
+        guard clipping == nil else {
+            throw FederatedError.badUpdate(client: client, round: round, reason: "a streamed update cannot be norm-clipped; the server should not have accepted one")
+        }
+        let log: UndoLog
+        do {
+            log = try UndoLog(directory: undoDirectory)
+        } catch {
+            throw FederatedError.badUpdate(client: client, round: round, reason: "the server cannot keep an undo log in \(undoDirectory) (\(error)); the update was not used")
+        }
+        if !sumsLive {
+            // Updates streaming at once all add: the sums start at zero.
+            for (i, s) in sums.enumerated() { memset(s, 0, max(counts[i], 1) * (precision == .float64 ? 8 : 4)) }
+            sumsLive = true
+        }
+        let stream = UpdateStream(average: self, weight: weight, client: client, round: round, log: log)
+        openStreams[ObjectIdentifier(stream)] = stream
+        return stream
+    }
+
+    /// Takes out every update still streaming (a round closing with updates half-arrived).
+    /// - Returns: their clients.
+    public func rollBackOpenStreams() -> [String] {
+        let open = openStreams.values.sorted { $0.client < $1.client }
+        for stream in open { stream.rollback() }
+        return open.map(\.client)
+    }
+
+    /// One client's update being folded as it arrives; see `WeightedAverage.beginStream`.
+    public final class UpdateStream {
+        public let client: String
+        public let round: UInt64
+        /// The update's number of examples.
+        public let weight: Double
+        public enum State: Equatable { case open, committed, rolledBack, abandoned }
+        public private(set) var state = State.open
+
+        private let average: WeightedAverage
+        private let log: UndoLog
+        /// What was added, in the log's order: a count of values from the start of a tensor.
+        private var added: [(tensor: Int, count: Int)] = []
+        private var seen: [Bool]
+        /// The tensor whose data is arriving, and how many of its values were added.
+        private var current: Int?
+        private var done = 0
+        /// Data staged until a whole `stageValues` (or the tensor's end) has arrived: aligned,
+        /// and each value checked, logged and added once, in cache.
+        private let stage: UnsafeMutableRawPointer
+        private var staged = 0
+        static let stageValues = 16384  // 64 KiB
+
+        /// Bytes of tensor data received.
+        public private(set) var bytes = 0
+
+        init(average: WeightedAverage, weight: Double, client: String, round: UInt64, log: UndoLog) {
+            self.average = average
+            self.weight = weight
+            self.client = client
+            self.round = round
+            self.log = log
+            seen = Array(repeating: false, count: average.counts.count)
+            stage = UnsafeMutableRawPointer.allocate(byteCount: Self.stageValues * 4, alignment: 64)
+        }
+
+        deinit { stage.deallocate() }
+
+        private func bad(_ reason: String) -> FederatedError { .badUpdate(client: client, round: round, reason: reason) }
+
+        /// Takes the next piece of the update.
+        /// - Throws: `FederatedError.badUpdate` naming the problem; then call `rollback`.
+        public func take(_ event: TensorStreamEvent) throws {
+            guard state == .open else { throw bad("the update was already \(state)") }
+            switch event {
+            case .begin(let name, let shape, let dtype, let byteCount):
+                guard current == nil else { throw bad("tensor \(name) starts inside another") }
+                guard let i = average.index[name] else { throw bad("unexpected tensor \(name)") }
+                guard !seen[i] else { throw bad("tensor \(name) sent twice") }
+                let expected = average.checks.entries[i].shape
+                guard shape.count == expected.count, zip(shape, expected).allSatisfy({ $0 == Int64($1) }) else {
+                    throw bad("tensor \(name) has shape \(shape), expected \(expected)")
+                }
+                guard dtype == .float32, byteCount == average.counts[i] * 4 else {
+                    throw bad("tensor \(name) is not \(average.counts[i]) Float32 values")
+                }
+                seen[i] = true
+                current = i
+                done = 0
+                staged = 0
+                added.append((i, 0))
+            case .data(let piece):
+                guard current != nil else { throw bad("tensor data outside a tensor") }
+                var input = piece
+                while !input.isEmpty {
+                    let n = min(Self.stageValues * 4 - staged, input.count)
+                    (stage + staged).copyMemory(from: input.baseAddress!, byteCount: n)
+                    staged += n
+                    bytes += n
+                    input = UnsafeRawBufferPointer(rebasing: input[n...])
+                    if staged == Self.stageValues * 4 { try addStaged() }
+                }
+            case .end:
+                guard let i = current else { throw bad("tensor end outside a tensor") }
+                try addStaged()
+                guard done == average.counts[i] else {
+                    throw bad("tensor \(average.checks.entries[i].name) carried \(done) values, expected \(average.counts[i])")
+                }
+                current = nil
+            }
+        }
+
+        /// Checks, logs, then adds the staged values (a value is added only once it is in the
+        /// log, so whatever was added can be taken out).
+        private func addStaged() throws {
+            guard let i = current, staged > 0 else { return }
+            guard staged % 4 == 0, done + staged / 4 <= average.counts[i] else {
+                throw bad("tensor \(average.checks.entries[i].name) carries more than its \(average.counts[i]) values")
+            }
+            let n = staged / 4
+            let x = stage.assumingMemoryBound(to: Float.self)
+            guard Reductions.allFinite(x, count: n) else { throw bad(UpdateTemplate.nonFinite(average.checks.entries[i].name)) }
+            do {
+                try log.append(UnsafeRawBufferPointer(start: stage, count: staged))
+            } catch {
+                throw bad("the server could not write its undo log (\(error)); the update was not used")
+            }
+            var start = 0
+            while start < n {
+                let m = min(WeightedAverage.block, n - start)
+                average.fold(x + start, into: i, at: done + start, count: m, weight: weight, mode: .add)
+                start += m
+            }
+            added[added.count - 1].count += n
+            done += n
+            staged = 0
+        }
+
+        /// Counts the update in the average: call once the payload is complete and verified.
+        /// - Throws: `FederatedError.badUpdate` when a tensor is missing or unfinished; then call `rollback`.
+        public func commit() throws {
+            guard state == .open else { throw bad("the update was already \(state)") }
+            guard current == nil else { throw bad("the update ended inside tensor \(average.checks.entries[current!].name)") }
+            let missing = zip(average.checks.entries, seen).filter { !$1 }.map(\.0.name)
+            guard missing.isEmpty else {
+                throw bad("sent \(seen.count - missing.count) tensors; expected \(seen.count) (missing \(missing.prefix(3).joined(separator: ", "))\(missing.count > 3 ? ", …" : ""))")
+            }
+            state = .committed
+            average.totalWeight += weight
+            average.contributors.append(client)
+            close()
+        }
+
+        /// Takes out of the sums everything this update added (read back from its undo log).
+        public func rollback() {
+            guard state == .open else { return }
+            state = .rolledBack
+            defer { close() }
+            var offset = 0
+            for (i, count) in added {
+                var start = 0
+                while start < count {
+                    let n = min(Self.stageValues, count - start)
+                    do {
+                        try log.read(into: stage, bytes: n * 4, at: offset)
+                    } catch {
+                        average.damage = "values of client \"\(client)\"'s update could not be taken back (\(error))"
+                        return
+                    }
+                    average.fold(stage.assumingMemoryBound(to: Float.self), into: i, at: start, count: n, weight: weight, mode: .subtract)
+                    start += n
+                    offset += n * 4
+                }
+            }
+        }
+
+        /// Drops the update without touching the sums (they are being reset).
+        func abandon() {
+            guard state == .open else { return }
+            state = .abandoned
+            close()
+        }
+
+        private func close() {
+            log.close()
+            average.openStreams[ObjectIdentifier(self)] = nil
+        }
+    }
+}
+
+/// The values a streamed update added, kept in an unnamed temporary file (`O_TMPFILE`: it has
+/// no name, so nothing is left behind, even by a crash) so that they can be taken out again.
+/// Written through the page cache and never synced: it lives as long as one update's upload,
+/// and its pages are dropped when it is closed.
+final class UndoLog {
+    private var fd: Int32
+    private var size = 0
+
+    struct IOError: Error, CustomStringConvertible {
+        let call: String
+        let code: Int32
+        var description: String { "\(call): \(String(cString: strerror(code)))" }
+    }
+
+    init(directory: String) throws {
+        // O_TMPFILE is a compound macro the C importer drops: __O_TMPFILE | O_DIRECTORY, the
+        // same values on every Linux architecture Swift runs on.
+        let tmpfile: Int32 = 0o20_000_000 | O_DIRECTORY
+        var fd = open(directory, tmpfile | O_RDWR | O_CLOEXEC, 0o600)
+        if fd < 0 {
+            // A file system without O_TMPFILE: a named file, removed at once.
+            var template = Array((directory + "/.fedkit-undo-XXXXXX").utf8CString)
+            fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            guard fd >= 0 else { throw IOError(call: "open \(directory)", code: errno) }
+            _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
+        }
+        self.fd = fd
+    }
+
+    deinit { close() }
+
+    func append(_ bytes: UnsafeRawBufferPointer) throws {
+        var written = 0
+        while written < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + written, bytes.count - written, off_t(size + written))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IOError(call: "write", code: errno)
+            }
+            written += n
+        }
+        size += bytes.count
+    }
+
+    func read(into buffer: UnsafeMutableRawPointer, bytes: Int, at offset: Int) throws {
+        var done = 0
+        while done < bytes {
+            let n = pread(fd, buffer + done, bytes - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw IOError(call: "read", code: errno)
+            }
+            guard n > 0 else { throw IOError(call: "read", code: EIO) }
+            done += n
+        }
+    }
+
+    func close() {
+        guard fd >= 0 else { return }
+        _ = Glibc.close(fd)
+        fd = -1
+    }
+}
