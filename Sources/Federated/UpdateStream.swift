@@ -74,7 +74,7 @@ extension WeightedAverage {
         /// and each value checked, logged and added once, in cache.
         private let stage: UnsafeMutableRawPointer
         private var staged = 0
-        static let stageValues = 16384  // 64 KiB
+        static let stageValues = 8192  // 32 KiB: one per update arriving, so kept small
 
         /// Bytes of tensor data received.
         public private(set) var bytes = 0

@@ -134,7 +134,11 @@ struct TensorStreamParser {
         guard !input.isEmpty else { return }
         pending.append(contentsOf: input)
         var consumed = 0
-        defer { pending.removeFirst(consumed) }
+        defer {
+            // Let go of the chunk's worth of capacity once the header is out: a server reads
+            // many streams at once.
+            if consumed == pending.count { pending = [] } else { pending.removeFirst(consumed) }
+        }
         while consumed < pending.count {
             let header = try pending.withUnsafeBytes { try Self.header(UnsafeRawBufferPointer(rebasing: $0[consumed...])) }
             guard let header else {
