@@ -75,16 +75,8 @@ final class AggregationTests: XCTestCase {
         XCTAssertEqual(avg.contributors, ["good"])
     }
 
-    /// Random updates for a template whose tensors span several of the average's blocks.
     func randomUpdates(_ template: [(name: String, shape: [Int])], count: Int, seed: UInt64) -> [[WireTensor]] {
-        var rng = SeededGenerator(seed: seed)
-        return (0..<count).map { _ in
-            template.map { entry -> WireTensor in
-                let t = Tensor(zeros: entry.shape)
-                t.fillNormal(std: 1, using: &rng)
-                return WireTensor(name: entry.name, shape: entry.shape, floats: t.values)
-            }
-        }
+        FederatedTests.randomUpdates(template, count: count, seed: seed)
     }
 
     func values(_ t: WireTensor) -> [Float] { try! t.floats() }
@@ -332,5 +324,17 @@ final class AggregationTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("/proc/fedkit-none/ckpt.fkt"), "\(error)")
         }
         XCTAssertEqual(try TensorArchive.read(path, as: [String: Int].self)?.metadata, ["round": 7])
+    }
+}
+
+/// Random updates (standard normal values) for `template`.
+func randomUpdates(_ template: [(name: String, shape: [Int])], count: Int, seed: UInt64) -> [[WireTensor]] {
+    var rng = SeededGenerator(seed: seed)
+    return (0..<count).map { _ in
+        template.map { entry -> WireTensor in
+            let t = Tensor(zeros: entry.shape)
+            t.fillNormal(std: 1, using: &rng)
+            return WireTensor(name: entry.name, shape: entry.shape, floats: t.values)
+        }
     }
 }

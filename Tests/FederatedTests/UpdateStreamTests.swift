@@ -10,14 +10,7 @@ final class UpdateStreamTests: XCTestCase {
     let template: [(name: String, shape: [Int])] = [("w", [3, WeightedAverage.UpdateStream.stageValues / 2 + 5]), ("b", [7]), ("v", [2, 3])]
 
     func randomUpdates(count: Int, seed: UInt64) -> [[WireTensor]] {
-        var rng = SeededGenerator(seed: seed)
-        return (0..<count).map { _ in
-            template.map { entry -> WireTensor in
-                let t = Tensor(zeros: entry.shape)
-                t.fillNormal(std: 1, using: &rng)
-                return WireTensor(name: entry.name, shape: entry.shape, floats: t.values)
-            }
-        }
+        FederatedTests.randomUpdates(template, count: count, seed: seed)
     }
 
     /// The update's chunks as a client sends them in the streamed order: the carrier's
