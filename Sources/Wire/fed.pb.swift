@@ -31,6 +31,16 @@
 /// serialized TensorSet. The receiver checks count, size and checksum before it
 /// decodes or applies anything.
 ///
+/// Streamed order: when a client and the server both announced "streamed-payload"
+/// (in Hello.capabilities and Welcome.capabilities), the client sends a FitResult
+/// whose payload is chunked *before* its chunks: the FitResult (with num_examples,
+/// the update's weight) first, then every PayloadChunk of the transfer it names.
+/// The server folds the update into its running average as the chunks arrive and
+/// verifies count, size and checksum at the last chunk; a payload that fails then
+/// (or is cut off, or is late at the round's deadline) is taken out again. In this
+/// order each Tensor of the TensorSet must end with its data field (field 4), as
+/// protobuf encoders write it, and the TensorSet must hold only tensors.
+///
 /// Compatibility rules: field numbers are never reused; removed fields go into
 /// `reserved`; each message keeps a reserved range for future fields; new
 /// optional behaviour is announced through `Hello.capabilities`.
