@@ -1,6 +1,7 @@
 import Foundation
 
-/// Resident memory of a process, read from `/proc/PID/status` (Linux), in MB; 0 where unavailable.
+/// Resident memory of a process, read from `/proc/PID/status` (Linux), in MB (10⁶ bytes, the
+/// unit model sizes are given in, so that ratios need no conversion); 0 where unavailable.
 public enum ProcessMemory {
     /// The field `name` (`VmRSS`, `VmHWM`, …) of a process's status, in MB; `pid` nil for this process.
     public static func field(_ name: String, pid: Int32? = nil) -> Double {
@@ -8,7 +9,7 @@ public enum ProcessMemory {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
         for line in text.split(separator: "\n") where line.hasPrefix(name + ":") {
             let kb = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Double($0) } ?? 0
-            return kb / 1024
+            return kb * 1024 / 1e6  // the kernel's "kB" are KiB
         }
         return 0
     }

@@ -55,6 +55,11 @@ public struct CoordinatorConfiguration: Sendable {
     /// The local learning rate of round r is `training.learningRate × learningRateDecay^(r−1)`
     /// (1: constant, as in the FedBN and FedWon protocols).
     public var learningRateDecay: Double = 1
+    /// While a round's clients are sent the model and their updates folded, keep the model in
+    /// the page cache (an unnamed file in the state directory, else the temporary directory)
+    /// instead of the server's memory (`ServedModel`). Ignored with `maxUpdateNorm`, which reads
+    /// the model at every fold, and where that directory is itself in memory (tmpfs).
+    public var modelInPageCache = true
 
     public init(strategy: StrategyKind, model: ModelSpec, rounds: Int) {
         self.strategy = strategy; self.model = model; self.rounds = rounds
@@ -578,75 +583,16 @@ public actor Coordinator {
     }
 
     func runRound(_ round: UInt64) async throws {
-        let connectDeadline = ContinuousClock.now + .seconds(configuration.connectTimeout)
-        var attempts = 0
-        var record: RoundMetrics
         let fitStart = ContinuousClock.now
-        while true {
-            attempts += 1
-            // The first round of this run waits for --min-clients; later rounds go on with the quorum.
-            let needed = round == firstRoundOfRun && attempts == 1 ? (configuration.minClients ?? configuration.minFitClients) : configuration.minFitClients
-            while clients.count < needed {
-                guard ContinuousClock.now < connectDeadline else {
-                    throw FederatedError.quorumNotMet(round: round, answered: clients.count, required: needed)
-                }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            let selected = sampleClients(Array(clients.keys), fraction: configuration.fraction, minimum: configuration.minFitClients,
-                                         round: round, seed: configuration.seed)
-            let shared = model.entries.filter(strategy.isShared)
-            var settings = strategy.configureFit(round: round, base: configuration.training)
-            if configuration.learningRateDecay < 1 {
-                settings.learningRate = Float(Double(settings.learningRate) * pow(configuration.learningRateDecay, Double(round - 1)))
-            }
-            let bytesOut: Int
-            let deadline: ContinuousClock.Instant
-            do {
-                // The request reads the model's own memory (no wire copy); the model is written
-                // only after dispatch has returned, when no send of it is left in progress.
-                var request = Fedkit_V1_FitRequest()
-                request.round = round
-                let tensors = model.wireTensorViews(where: strategy.isShared)
-                request.parameters = Fedkit_V1_Payload(tensors)
-                request.config = settings.proto
-                bytesOut = tensors.reduce(0) { $0 + $1.bytes.count } * selected.count
-                phase = .fit; phaseRound = round
-                status.update { $0.phase = .training; $0.round = round; $0.roundAttempts += 1 }
-                expecting = Set(selected); lost = []; fits = []; refused = []; bytesIn = 0
-                // One accumulator for the whole run, emptied each attempt: a fresh one the size
-                // of the model would cost more in page faults than folding an update.
-                if let aggregator { aggregator.reset() } else {
-                    // Clipping measures updates from the model as sent: it is not written until the round's average.
-                    aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) }, precision: configuration.aggregationPrecision,
-                                                 clipping: configuration.maxUpdateNorm.map { UpdateClipping(bound: $0, reference: model) })
-                }
-                // Each attempt has the whole round timeout, however long the back-offs before it were.
-                deadline = ContinuousClock.now + .seconds(configuration.roundTimeout)
-                try await dispatch(Envelope(.fitRequest(request)), to: selected, until: deadline)
-            }
-            try await waitForAnswers(until: deadline)
-            closeIncoming(round: round)
-            // Silent until the deadline, or gone (disconnected, unreachable) during the round.
-            let dropped = expecting.union(lost).sorted()
-            if !dropped.isEmpty { logger.warning("round \(round): no answer from \(dropped.joined(separator: ", ")) before the deadline") }
-            phase = .idle
-            expecting = []
-            record = RoundMetrics(round: round, selected: selected, fit: fits.sorted { $0.client < $1.client }, refused: refused,
-                                  dropped: dropped, evaluation: [], meanAccuracy: nil, bytesOut: bytesOut, bytesIn: bytesIn, attempts: attempts)
-            if let damage = aggregator?.damage {
-                logger.error("round \(round): the running sums cannot be used (\(damage)); the attempt is void")
-            } else if fits.count >= configuration.minFitClients, let aggregator, try aggregator.writeAverage(into: model) {
-                break
-            }
-            guard attempts < configuration.maxRoundAttempts else {
-                logger.error("round \(round): \(fits.count) update(s), \(configuration.minFitClients) required; no attempt left (\(attempts) made)")
-                throw FederatedError.roundAttemptsExhausted(round: round, attempts: attempts, answered: fits.count, required: configuration.minFitClients)
-            }
-            // Back off before the next attempt, so clients that are still joining get in and a
-            // client that joins and leaves at once cannot use up the attempts in a moment.
-            let backoff = (configuration.roundRetryBackoff ?? min(5.0, configuration.roundTimeout / 10)) * Double(attempts)
-            logger.warning("round \(round): \(fits.count) update(s), \(configuration.minFitClients) required; retrying (attempt \(attempts + 1) of \(configuration.maxRoundAttempts)) in \(backoff) s")
-            try await Task.sleep(for: .seconds(backoff))
+        // The clients are sent the model from the page cache, and its own memory is given back
+        // until the round's average is written into it, or, without one, it is put back.
+        let served = serveModel(round: round)
+        var record: RoundMetrics
+        do {
+            record = try await fit(round, served: served)
+        } catch {
+            if let served { try restore(served, round: round) }
+            throw error
         }
         let fitSeconds = (ContinuousClock.now - fitStart).seconds
 
@@ -696,6 +642,107 @@ public actor Coordinator {
             try? AtomicFile.write(JSONLines.encode(timings), to: dir + "/timings.jsonl")
         }
         onRound(record, timing)
+    }
+
+    /// Moves the model's shared tensors to the page cache for the round's sends (`ServedModel`),
+    /// unless clipping measures updates from the model, the configuration keeps it in memory,
+    /// or the undo directory is itself in memory; nil then, or when the file cannot be written.
+    func serveModel(round: UInt64) -> ServedModel? {
+        guard configuration.modelInPageCache, configuration.maxUpdateNorm == nil, ServedModel.saves(in: undoDirectory) else { return nil }
+        do {
+            return try ServedModel(model, where: strategy.isShared, directory: undoDirectory)
+        } catch {
+            logger.warning("round \(round): the model stays in memory while it is sent; it could not be written to \(undoDirectory): \(error)")
+            return nil
+        }
+    }
+
+    /// Puts the model's values back after a round that ended without an average.
+    /// - Throws: `FederatedError.modelLost` when they cannot be read back; the last checkpoint
+    ///   is intact, and a run started again resumes from it.
+    func restore(_ served: ServedModel, round: UInt64) throws {
+        do {
+            try served.restore()
+        } catch {
+            logger.critical("round \(round): the global model could not be read back from \(undoDirectory): \(error)")
+            throw FederatedError.modelLost(round: round, reason: "\(error)")
+        }
+    }
+
+    /// Runs a round's fit attempts until one aggregates; returns its metrics (evaluation to come).
+    /// - Throws: when not enough clients connect in time or every attempt misses its quorum.
+    func fit(_ round: UInt64, served: ServedModel?) async throws -> RoundMetrics {
+        let connectDeadline = ContinuousClock.now + .seconds(configuration.connectTimeout)
+        var attempts = 0
+        var record: RoundMetrics
+        while true {
+            attempts += 1
+            // The first round of this run waits for --min-clients; later rounds go on with the quorum.
+            let needed = round == firstRoundOfRun && attempts == 1 ? (configuration.minClients ?? configuration.minFitClients) : configuration.minFitClients
+            while clients.count < needed {
+                guard ContinuousClock.now < connectDeadline else {
+                    throw FederatedError.quorumNotMet(round: round, answered: clients.count, required: needed)
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let selected = sampleClients(Array(clients.keys), fraction: configuration.fraction, minimum: configuration.minFitClients,
+                                         round: round, seed: configuration.seed)
+            let shared = model.entries.filter(strategy.isShared)
+            var settings = strategy.configureFit(round: round, base: configuration.training)
+            if configuration.learningRateDecay < 1 {
+                settings.learningRate = Float(Double(settings.learningRate) * pow(configuration.learningRateDecay, Double(round - 1)))
+            }
+            let bytesOut: Int
+            let deadline: ContinuousClock.Instant
+            do {
+                // The request reads the model's own memory (no wire copy); the model is written
+                // only after dispatch has returned, when no send of it is left in progress.
+                var request = Fedkit_V1_FitRequest()
+                request.round = round
+                let tensors = served?.wireTensors() ?? model.wireTensorViews(where: strategy.isShared)
+                request.parameters = Fedkit_V1_Payload(tensors)
+                request.config = settings.proto
+                bytesOut = tensors.reduce(0) { $0 + $1.bytes.count } * selected.count
+                phase = .fit; phaseRound = round
+                status.update { $0.phase = .training; $0.round = round; $0.roundAttempts += 1 }
+                expecting = Set(selected); lost = []; fits = []; refused = []; bytesIn = 0
+                // One accumulator for the whole run, emptied each attempt: a fresh one the size
+                // of the model would cost more in page faults than folding an update.
+                if let aggregator { aggregator.reset() } else {
+                    // Clipping measures updates from the model as sent: it is not written until the round's average.
+                    aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) }, precision: configuration.aggregationPrecision,
+                                                 clipping: configuration.maxUpdateNorm.map { UpdateClipping(bound: $0, reference: model) })
+                }
+                // Each attempt has the whole round timeout, however long the back-offs before it were.
+                deadline = ContinuousClock.now + .seconds(configuration.roundTimeout)
+                try await dispatch(Envelope(.fitRequest(request)), to: selected, until: deadline)
+                served?.releasePages()
+            }
+            try await waitForAnswers(until: deadline)
+            closeIncoming(round: round)
+            // Silent until the deadline, or gone (disconnected, unreachable) during the round.
+            let dropped = expecting.union(lost).sorted()
+            if !dropped.isEmpty { logger.warning("round \(round): no answer from \(dropped.joined(separator: ", ")) before the deadline") }
+            phase = .idle
+            expecting = []
+            record = RoundMetrics(round: round, selected: selected, fit: fits.sorted { $0.client < $1.client }, refused: refused,
+                                  dropped: dropped, evaluation: [], meanAccuracy: nil, bytesOut: bytesOut, bytesIn: bytesIn, attempts: attempts)
+            if let damage = aggregator?.damage {
+                logger.error("round \(round): the running sums cannot be used (\(damage)); the attempt is void")
+            } else if fits.count >= configuration.minFitClients, let aggregator, try aggregator.writeAverage(into: model, releasingSums: true) {
+                break
+            }
+            guard attempts < configuration.maxRoundAttempts else {
+                logger.error("round \(round): \(fits.count) update(s), \(configuration.minFitClients) required; no attempt left (\(attempts) made)")
+                throw FederatedError.roundAttemptsExhausted(round: round, attempts: attempts, answered: fits.count, required: configuration.minFitClients)
+            }
+            // Back off before the next attempt, so clients that are still joining get in and a
+            // client that joins and leaves at once cannot use up the attempts in a moment.
+            let backoff = (configuration.roundRetryBackoff ?? min(5.0, configuration.roundTimeout / 10)) * Double(attempts)
+            logger.warning("round \(round): \(fits.count) update(s), \(configuration.minFitClients) required; retrying (attempt \(attempts + 1) of \(configuration.maxRoundAttempts)) in \(backoff) s")
+            try await Task.sleep(for: .seconds(backoff))
+        }
+        return record
     }
 }
 

@@ -13,6 +13,8 @@ public enum FederatedError: Error, Equatable, CustomStringConvertible {
     /// Every one of `attempts` attempts of a round had fewer updates than required
     /// (`answered` in the last one).
     case roundAttemptsExhausted(round: UInt64, attempts: Int, answered: Int, required: Int)
+    /// The global model kept in the page cache during round `round` could not be read back.
+    case modelLost(round: UInt64, reason: String)
 
     public var description: String {
         switch self {
@@ -28,6 +30,8 @@ public enum FederatedError: Error, Equatable, CustomStringConvertible {
             return "round \(round): \(answered) client(s) answered, \(required) required"
         case let .roundAttemptsExhausted(round, attempts, answered, required):
             return "round \(round) missed its quorum in all \(attempts) attempts: \(answered) update(s) in the last, \(required) required (raise --round-timeout or lower --min-fit-clients)"
+        case let .modelLost(round, reason):
+            return "round \(round): the global model could not be read back from the page cache (\(reason)); start the server again to resume from the last checkpoint"
         }
     }
 }

@@ -213,66 +213,22 @@ extension WeightedAverage {
     }
 }
 
-/// The values a streamed update added, kept in an unnamed temporary file (`O_TMPFILE`: it has
-/// no name, so nothing is left behind, even by a crash) so that they can be taken out again.
-/// Written through the page cache and never synced: it lives as long as one update's upload,
-/// and its pages are dropped when it is closed.
+/// The values a streamed update added, kept in an `UnnamedFile` so that they can be taken out
+/// again. It lives as long as one update's upload; its pages are dropped when it is closed.
 final class UndoLog {
-    private var fd: Int32
+    private let file: UnnamedFile
     private var size = 0
 
-    struct IOError: Error, CustomStringConvertible {
-        let call: String
-        let code: Int32
-        var description: String { "\(call): \(String(cString: strerror(code)))" }
-    }
-
-    init(directory: String) throws {
-        // O_TMPFILE is a compound macro the C importer drops: __O_TMPFILE | O_DIRECTORY, the
-        // same values on every Linux architecture Swift runs on.
-        let tmpfile: Int32 = 0o20_000_000 | O_DIRECTORY
-        var fd = open(directory, tmpfile | O_RDWR | O_CLOEXEC, 0o600)
-        if fd < 0 {
-            // A file system without O_TMPFILE: a named file, removed at once.
-            var template = Array((directory + "/.fedkit-undo-XXXXXX").utf8CString)
-            fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-            guard fd >= 0 else { throw IOError(call: "open \(directory)", code: errno) }
-            _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
-        }
-        self.fd = fd
-    }
-
-    deinit { close() }
+    init(directory: String) throws { file = try UnnamedFile(directory: directory) }
 
     func append(_ bytes: UnsafeRawBufferPointer) throws {
-        var written = 0
-        while written < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress! + written, bytes.count - written, off_t(size + written))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw IOError(call: "write", code: errno)
-            }
-            written += n
-        }
+        try file.write(bytes, at: size)
         size += bytes.count
     }
 
     func read(into buffer: UnsafeMutableRawPointer, bytes: Int, at offset: Int) throws {
-        var done = 0
-        while done < bytes {
-            let n = pread(fd, buffer + done, bytes - done, off_t(offset + done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw IOError(call: "read", code: errno)
-            }
-            guard n > 0 else { throw IOError(call: "read", code: EIO) }
-            done += n
-        }
+        try file.read(into: buffer, count: bytes, at: offset)
     }
 
-    func close() {
-        guard fd >= 0 else { return }
-        _ = Glibc.close(fd)
-        fd = -1
-    }
+    func close() { file.close() }
 }

@@ -283,9 +283,14 @@ public final class WeightedAverage {
     /// Writes the weighted average of everything added straight into `model`'s tensors of
     /// the same names (no intermediate copy); returns false, writing nothing, when nothing
     /// was added. The same values as `result()`.
+    ///
+    /// With `releasingSums`, the sums' memory goes back to the system as it is read, block by
+    /// block, so the model's pages being written and the sums never add up to more than the
+    /// sums alone; the average is then empty, as after `reset()`, and the sums come back,
+    /// zeroed, page by page as the next round folds into them.
     /// - Throws: `NNError` naming a template tensor the model lacks or shapes differently,
     ///   before anything is written.
-    public func writeAverage(into model: Model) throws -> Bool {
+    public func writeAverage(into model: Model, releasingSums: Bool = false) throws -> Bool {
         _ = rollBackOpenStreams()
         guard totalWeight > 0, damage == nil else { return false }
         let byName = Dictionary(uniqueKeysWithValues: model.entries.map { ($0.name, $0.value) })
@@ -293,13 +298,30 @@ public final class WeightedAverage {
             guard let t = byName[entry.name] else { throw NNError.unexpectedTensor(name: entry.name, shape: entry.shape) }
             guard t.shape == entry.shape else { throw NNError.tensorShape(name: entry.name, expected: t.shape, actual: entry.shape) }
         }
-        for (i, entry) in template.enumerated() { writeMean(i, to: byName[entry.name]!) }
+        for (i, entry) in template.enumerated() { writeMean(i, to: byName[entry.name]!, releasing: releasingSums) }
+        if releasingSums { reset() }
         return true
     }
 
+    /// Values written, then given back, at a time by `writeAverage(into:releasingSums:)`: 2 MiB
+    /// of Float64 sums.
+    static let releaseBlock = 1 << 18
+
     /// Tensor `i`'s weighted mean, rounded once to Float32, into `t` (which may be the
-    /// clipping reference itself: each value is read before it is written).
-    private func writeMean(_ i: Int, to t: Tensor) {
+    /// clipping reference itself: each value is read before it is written). With `releasing`,
+    /// each block of sums read is given back to the system (its pages then read as zero).
+    private func writeMean(_ i: Int, to t: Tensor, releasing: Bool = false) {
+        if releasing && referenceWeight == 0 {
+            let width = precision == .float64 ? 8 : 4
+            var start = 0
+            while start < counts[i] {
+                let n = min(Self.releaseBlock, counts[i] - start)
+                writeMean(i, to: t.data, from: start, count: n)
+                zeroReleasingPages(sums[i] + start * width, byteCount: n * width)
+                start += n
+            }
+            return
+        }
         let dst = t.data, n = counts[i], inv = 1 / totalWeight
         if referenceWeight > 0 {
             let g = reference[i], r = referenceWeight
@@ -313,13 +335,19 @@ public final class WeightedAverage {
             }
             return
         }
+        writeMean(i, to: dst, from: 0, count: n)
+    }
+
+    /// Values `start..<start+count` of tensor `i`'s mean (no clipping reference) into `dst`.
+    private func writeMean(_ i: Int, to dst: UnsafeMutablePointer<Float>, from start: Int, count: Int) {
+        let inv = 1 / totalWeight
         switch precision {
         case .float64:
             let src = sums[i].assumingMemoryBound(to: Double.self)
-            for j in 0..<n { dst[j] = Float(src[j] * inv) }
+            for j in start..<start + count { dst[j] = Float(src[j] * inv) }
         case .float32:
             let src = sums[i].assumingMemoryBound(to: Float.self)
-            for j in 0..<n { dst[j] = Float(Double(src[j]) * inv) }
+            for j in start..<start + count { dst[j] = Float(Double(src[j]) * inv) }
         }
     }
 

@@ -108,6 +108,10 @@ public final class Tensor: @unchecked Sendable {
     /// Sets every element to zero.
     public func zero() { data.update(repeating: 0, count: count) }
 
+    /// Sets every element to zero and gives the memory's whole pages back to the system: they
+    /// cost nothing until written again (a model whose values are kept elsewhere meanwhile).
+    public func zeroReleasingMemory() { zeroReleasingPages(data, byteCount: count * 4) }
+
     /// Sets every element to `value`.
     public func fill(_ value: Float) { data.update(repeating: value, count: count) }
 
@@ -116,6 +120,29 @@ public final class Tensor: @unchecked Sendable {
         get { precondition(i >= 0 && i < count); return data[i] }
         set { precondition(i >= 0 && i < count); data[i] = newValue }
     }
+}
+
+/// Sets `byteCount` bytes at `start` to zero: the whole pages among them are given back to the
+/// system (`MADV_DONTNEED`: they read as zero and cost no memory until written again), the
+/// partial pages at either end are cleared. The memory stays allocated and usable.
+public func zeroReleasingPages(_ start: UnsafeMutableRawPointer, byteCount: Int) {
+    guard byteCount > 0 else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let address = Int(bitPattern: start)
+    let lo = (address + page - 1) / page * page, hi = (address + byteCount) / page * page
+    guard hi > lo else {
+        memset(start, 0, byteCount)
+        return
+    }
+    memset(start, 0, lo - address)
+    #if canImport(Glibc)
+    if madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, MADV_DONTNEED) != 0 {
+        memset(UnsafeMutableRawPointer(bitPattern: lo)!, 0, hi - lo)
+    }
+    #else
+    memset(UnsafeMutableRawPointer(bitPattern: lo)!, 0, hi - lo)
+    #endif
+    memset(UnsafeMutableRawPointer(bitPattern: hi)!, 0, address + byteCount - hi)
 }
 
 extension Tensor: CustomStringConvertible {

@@ -70,9 +70,17 @@ public struct PayloadChunker: Sendable {
         var sha256 = SHA256()
         var crc32c = CRC32C()
         for segment in segments {
-            switch checksum {
-            case .sha256: sha256.update(data: segment)
-            case .crc32c: crc32c.update(segment)
+            // A MiB at a time: bytes read from a PageCacheBuffer are dropped as they are hashed
+            // (chunks read them again when sent), so hashing never maps a whole model.
+            var at = segment.startIndex
+            while at < segment.endIndex {
+                let piece = segment[at..<min(at + (1 << 20), segment.endIndex)]
+                switch checksum {
+                case .sha256: sha256.update(data: piece)
+                case .crc32c: crc32c.update(piece)
+                }
+                PageCacheBuffer.dropPages(under: piece)
+                at = piece.endIndex
             }
         }
 

@@ -75,6 +75,36 @@ final class AggregationTests: XCTestCase {
         XCTAssertEqual(avg.contributors, ["good"])
     }
 
+    /// Writing the average while giving the sums' memory back (as the coordinator does): the
+    /// same model bit for bit, an emptied average, and a next round in that memory equal to
+    /// one in a fresh accumulator.
+    func testWritingTheAverageCanGiveTheSumsBack() throws {
+        let spec = ModelSpec.digitCNN(norm: .none, widths: [4, 4, 8, 2048, 8], seed: 5)
+        func bits(_ m: Model) -> [[UInt32]] { m.entries.map { $0.value.values.map(\.bitPattern) } }
+        func bits(_ d: StateDictionary?) -> [[UInt32]] { d?.entries.map { $0.tensor.values.map(\.bitPattern) } ?? [] }
+        for precision in AggregationPrecision.allCases {
+            let kept = try spec.build(), given = try spec.build()
+            let template = kept.entries.map { ($0.name, $0.value.shape) }
+            XCTAssertGreaterThan(template.map { $0.1.reduce(1, *) }.max()!, 2 * WeightedAverage.releaseBlock, "no tensor spans several blocks")
+            let updates = randomUpdates(template, count: 4, seed: 77)
+            let avg = WeightedAverage(template: template, precision: precision), reference = WeightedAverage(template: template, precision: precision)
+            for (k, u) in updates.prefix(2).enumerated() {
+                try avg.add(u, weight: Double(k + 2), client: "c\(k)", round: 1)
+                try reference.add(u, weight: Double(k + 2), client: "c\(k)", round: 1)
+            }
+            XCTAssertTrue(try reference.writeAverage(into: kept))
+            XCTAssertTrue(try avg.writeAverage(into: given, releasingSums: true))
+            XCTAssertEqual(bits(given), bits(kept), "\(precision): another average when the sums are given back")
+            XCTAssertNil(avg.result(), "\(precision): the average was not emptied")
+            let fresh = WeightedAverage(template: template, precision: precision)
+            for (k, u) in updates.suffix(2).enumerated() {
+                try avg.add(u, weight: Double(k + 1), client: "c\(k)", round: 2)
+                try fresh.add(u, weight: Double(k + 1), client: "c\(k)", round: 2)
+            }
+            XCTAssertEqual(bits(avg.result()), bits(fresh.result()), "\(precision): the given-back sums held something")
+        }
+    }
+
     func randomUpdates(_ template: [(name: String, shape: [Int])], count: Int, seed: UInt64) -> [[WireTensor]] {
         FederatedTests.randomUpdates(template, count: count, seed: seed)
     }

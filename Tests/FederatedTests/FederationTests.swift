@@ -33,10 +33,14 @@ final class FederationPKI: @unchecked Sendable {
     }
 }
 
-/// Everything that crossed the wire in a test federation, per client.
+/// Everything that crossed the wire in a test federation, per client, and the clients'
+/// connections (closed by the test when the coordinator fails and says no Goodbye).
 actor WireLog {
     var sent: [String: [Envelope]] = [:]       // server → client
     var received: [String: [Envelope]] = [:]   // client → server
+    var connections: [PeerConnection] = []
+    func opened(_ c: PeerConnection) { connections.append(c) }
+    func closeAll() async { for c in connections { await c.close() } }
     func record(_ e: Envelope, to client: String) { sent[client, default: []].append(e) }
     func record(_ e: Envelope, from client: String) { received[client, default: []].append(e) }
 }
@@ -66,6 +70,7 @@ final class FederationTests: XCTestCase {
         if streamed { config.chunkSize = 1024 }
         config.logger = logger
         let connection = try await FederationClient.connect(host: "127.0.0.1", port: port, configuration: config)
+        await log.opened(connection)
         for try await envelope in connection.inbound {
             await log.record(envelope, to: runtime.name)
             let reply: Envelope
@@ -95,12 +100,16 @@ final class FederationTests: XCTestCase {
     /// Runs a federation of in-process clients over real mutual TLS on 127.0.0.1.
     /// With `streamed` (as fed-server and fed-client do) updates are folded as they arrive,
     /// otherwise received whole.
+    /// `serverChunkSize` makes the server chunk even the test model's requests; `coordinator`
+    /// sees the coordinator before it runs (a run that throws returns nothing).
     func federate(_ configuration: CoordinatorConfiguration, clients: [(String, Digits5.Domain, Int)], silent: Set<String> = [],
-                  streamed: Bool = true) async throws -> Run {
+                  streamed: Bool = true, serverChunkSize: Int? = nil, coordinator seen: (Coordinator) -> Void = { _ in }) async throws -> Run {
         let pki = try FederationPKI.shared.get()
         let coordinator = try Coordinator(configuration: configuration, logger: logger)
+        seen(coordinator)
         var serverConfig = ServerConfiguration.mutualTLS(credentials: try pki.credentials("server"))
         serverConfig.logger = logger
+        if let serverChunkSize { serverConfig.chunkSize = serverChunkSize }
         serverConfig.capabilities += coordinator.capabilities
         let server = try await FederationServer.start(host: "127.0.0.1", port: 0, configuration: serverConfig)
         let runtimes = try clients.map { name, domain, n in
@@ -114,7 +123,15 @@ final class FederationTests: XCTestCase {
             let quiet = silent.contains(r.name)
             return Task { try await Self.serveClient(r, port: port, log: log, logger: quietLogger, silent: quiet, streamed: streamed) }
         }
-        let metrics = try await coordinator.run(connections: server.connections)
+        let metrics: [RoundMetrics]
+        do {
+            metrics = try await coordinator.run(connections: server.connections)
+        } catch {
+            await server.close()
+            await log.closeAll()
+            for t in tasks { _ = try? await t.value }
+            throw error
+        }
         await server.close()
         for t in tasks { _ = try? await t.value }
         return Run(metrics: metrics, global: await coordinator.globalState(), runtimes: runtimes, log: log,
@@ -240,6 +257,60 @@ final class FederationTests: XCTestCase {
         XCTAssertEqual(run.metrics[0].fit.map(\.client), ["mnist-0", "svhn-0"])
         XCTAssertEqual(run.metrics[0].dropped, ["silent-0"])
         XCTAssertLessThan(ContinuousClock.now - started, .seconds(20))
+    }
+
+    /// Every FitRequest carries the global model exactly — the initial one in round 1, round
+    /// 1's weighted mean in round 2 — whether the server sends it from the page cache (the
+    /// default) or from its own memory, here in 1 KiB chunks; both give the same run.
+    func testEveryFitRequestCarriesTheGlobalModelFromThePageCacheOrMemory() async throws {
+        var runs: [Run] = []
+        for inPageCache in [true, false] {
+            var c = config(.fedavg, norm: .batch, rounds: 2, clients: 2)
+            c.modelInPageCache = inPageCache
+            runs.append(try await federate(c, clients: [("mnist-0", .mnist, 20), ("svhn-0", .svhn, 30)], serverChunkSize: 1024))
+        }
+        let initial = try config(.fedavg, norm: .batch, rounds: 2, clients: 2).model.build()
+        for run in runs {
+            var requests: [UInt64: [[String: [UInt32]]]] = [:], results: [UInt64: [(Double, [String: [Float]])]] = [:]
+            for (_, envelopes) in await run.log.sent {
+                for e in envelopes {
+                    guard case .fitRequest(let r) = e.body else { continue }
+                    requests[r.round, default: []].append(Dictionary(uniqueKeysWithValues: try tensors(e).map { ($0.name, try $0.floats().map(\.bitPattern)) }))
+                }
+            }
+            for (_, envelopes) in await run.log.received {
+                for e in envelopes {
+                    guard case .fitResult(let r) = e.body else { continue }
+                    results[r.round, default: []].append((Double(r.numExamples), Dictionary(uniqueKeysWithValues: try tensors(e).map { ($0.name, try $0.floats()) })))
+                }
+            }
+            XCTAssertEqual(requests[1]?.count, 2); XCTAssertEqual(requests[2]?.count, 2)
+            for e in initial.entries {
+                for request in requests[1] ?? [] { XCTAssertEqual(request[e.name], e.value.values.map(\.bitPattern), "round 1 sent another \(e.name)") }
+                let mean = weightedAverage(results[1]!.map { $0.1[e.name]! }, weights: results[1]!.map(\.0)).map(\.bitPattern)
+                for request in requests[2] ?? [] { XCTAssertEqual(request[e.name], mean, "round 2 sent another \(e.name) than round 1's mean") }
+            }
+        }
+        XCTAssertEqual(runs[0].metrics, runs[1].metrics)
+        for (name, t) in runs[0].global.entries { XCTAssertEqual(runs[1].global[name]!.values, t.values, name) }
+    }
+
+    /// A round that ends without an average (its attempts all missed the quorum) leaves the
+    /// global model as it was: the values kept in the page cache meanwhile are put back.
+    func testARoundWithoutAnAverageLeavesTheModelAsItWas() async throws {
+        var c = config(.fedavg, norm: .batch, rounds: 1, clients: 2)
+        c.roundTimeout = 1
+        c.maxRoundAttempts = 1
+        final class Seen: @unchecked Sendable { var coordinator: Coordinator? }
+        let seen = Seen()
+        do {
+            _ = try await federate(c, clients: [("mnist-0", .mnist, 20), ("silent-0", .usps, 20)], silent: ["silent-0"],
+                                   coordinator: { seen.coordinator = $0 })
+            XCTFail("a round with one answer of two required aggregated")
+        } catch FederatedError.roundAttemptsExhausted(round: 1, attempts: 1, answered: 1, required: 2) {}
+        let global = await try XCTUnwrap(seen.coordinator).globalState()
+        let initial = try c.model.build()
+        for e in initial.entries { XCTAssertEqual(global[e.name]?.values, e.value.values, "\(e.name) is not what it was") }
     }
 
     func testResumedRunEqualsAnUninterruptedOneAndRunsAreReproducible() async throws {

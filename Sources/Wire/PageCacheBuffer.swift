@@ -1,0 +1,123 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Bytes to be sent many times, kept in the page cache instead of the process's own memory:
+/// written once to an `UnnamedFile` and read through a shared, read-only mapping of it.
+///
+/// A coordinator sends the same model to every client. Served from here, the model's pages
+/// count in the process's resident memory only while a send reads them: once a chunk of a
+/// view (`data(_:)`) has been written to a connection (or hashed for its checksum), it is handed
+/// to `dropPages(under:)`, which drops those pages from this process's mapping. The page cache keeps
+/// them (the next send reads them from there without a disk access), and the kernel can write
+/// them to the file's disk and reuse the memory when it is short, which it cannot do with
+/// anonymous memory without swap. Dropping is always safe: a shared mapping reads the file's
+/// contents again on the next access, so a send still reading a dropped page gets it back.
+///
+/// On a file system that keeps files in memory (`UnnamedFile.isMemoryBacked`) nothing is
+/// saved: use the bytes where they are instead. Reading a page back from a disk that fails
+/// meanwhile stops the process (`SIGBUS`), as a failing swap device would.
+public final class PageCacheBuffer: @unchecked Sendable {
+    /// Where each segment starts in the file and the mapping (page-aligned), and its size.
+    public let segments: [(offset: Int, count: Int)]
+    /// Bytes mapped: the segments, each rounded up to whole pages.
+    public let byteCount: Int
+    private let file: UnnamedFile
+    private let base: UnsafeMutableRawPointer
+
+    /// Writes `contents`, one segment each, to a new unnamed file in `directory` and maps it.
+    /// - Throws: `UnnamedFile.IOError` when the file cannot be created, written (a full disk)
+    ///   or mapped; nothing is left behind.
+    public init(directory: String, contents: [UnsafeRawBufferPointer]) throws {
+        let page = Self.pageSize
+        var segments: [(offset: Int, count: Int)] = []
+        var end = 0
+        for c in contents {
+            segments.append((end, c.count))
+            end += (c.count + page - 1) / page * page
+        }
+        self.segments = segments
+        byteCount = max(end, page)
+        file = try UnnamedFile(directory: directory)
+        for (c, s) in zip(contents, segments) where c.count > 0 { try file.write(c, at: s.offset) }
+        guard ftruncate(file.descriptor, off_t(byteCount)) == 0 else { throw UnnamedFile.IOError(call: "truncate", code: errno) }
+        guard let mapped = mmap(nil, byteCount, PROT_READ, MAP_SHARED, file.descriptor, 0), mapped != MAP_FAILED else {
+            throw UnnamedFile.IOError(call: "mmap", code: errno)
+        }
+        base = mapped
+        // Writing went through the page cache, not this mapping: nothing of it is resident yet.
+        Self.registry.add(self)
+    }
+
+    deinit {
+        Self.registry.remove(self)
+        munmap(base, byteCount)
+    }
+
+    /// Segment `i` as bytes read through the mapping (no copy). The view keeps this buffer
+    /// alive; it must not be mutated (the mapping is read-only).
+    public func data(_ i: Int) -> Data {
+        let s = segments[i]
+        guard s.count > 0 else { return Data() }
+        return Data(bytesNoCopy: base + s.offset, count: s.count, deallocator: .custom { [self] _, _ in withExtendedLifetime(self) {} })
+    }
+
+    /// Copies segment `i` into `destination` (`segments[i].count` bytes), reading the file
+    /// rather than the mapping: an I/O error is an error here, not a signal.
+    /// - Throws: `UnnamedFile.IOError`.
+    public func copy(_ i: Int, into destination: UnsafeMutableRawPointer) throws {
+        try file.read(into: destination, count: segments[i].count, at: segments[i].offset)
+    }
+
+    /// Drops this process's mapping of every page that `bytes` (inside the mapping) touches.
+    public func release(_ bytes: UnsafeRawBufferPointer) {
+        guard let start = bytes.baseAddress, bytes.count > 0 else { return }
+        let page = Self.pageSize
+        let lo = max(start - UnsafeRawPointer(base), 0) / page * page
+        let hi = min((start + bytes.count - UnsafeRawPointer(base) + page - 1) / page * page, byteCount)
+        if hi > lo { madvise(base + lo, hi - lo, MADV_DONTNEED) }
+    }
+
+    /// Drops this process's mapping of all of it.
+    public func releaseAll() { madvise(base, byteCount, MADV_DONTNEED) }
+
+    /// Called once `data` has been read for good (encoded into a frame, or hashed): if it is a
+    /// view of a `PageCacheBuffer`, the pages it covers are dropped from this process's
+    /// mapping; any other bytes are left alone.
+    public static func dropPages(under data: Data) {
+        guard registry.isEmpty == false else { return }
+        data.withUnsafeBytes { bytes in
+            guard let start = bytes.baseAddress else { return }
+            registry.owner(of: start)?.release(bytes)
+        }
+    }
+
+    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+    static let registry = Registry()
+
+    /// The mappings alive, by address, so that a chunk of bytes can be traced to its buffer.
+    final class Registry: @unchecked Sendable {
+        private let lock = NSLock()
+        private var buffers: [(start: UInt, end: UInt, buffer: Unmanaged<PageCacheBuffer>)] = []
+
+        var isEmpty: Bool { lock.withLock { buffers.isEmpty } }
+
+        func add(_ b: PageCacheBuffer) {
+            let start = UInt(bitPattern: b.base)
+            lock.withLock { buffers.append((start, start + UInt(b.byteCount), .passUnretained(b))) }
+        }
+
+        func remove(_ b: PageCacheBuffer) {
+            let start = UInt(bitPattern: b.base)
+            lock.withLock { buffers.removeAll { $0.start == start } }
+        }
+
+        /// The buffer whose mapping holds `address`. Only valid while something keeps it alive:
+        /// the caller's view of its bytes does.
+        func owner(of address: UnsafeRawPointer) -> PageCacheBuffer? {
+            let a = UInt(bitPattern: address)
+            return lock.withLock { buffers.first { $0.start <= a && a < $0.end }?.buffer.takeUnretainedValue() }
+        }
+    }
+}

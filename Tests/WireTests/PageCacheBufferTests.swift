@@ -1,0 +1,126 @@
+import Foundation
+import NIOCore
+import NIOEmbedded
+import XCTest
+@testable import Wire
+
+final class PageCacheBufferTests: XCTestCase {
+    let directory = NSTemporaryDirectory()
+
+    /// Resident KiB of this process's mapping that holds `address`, from /proc/self/smaps.
+    func residentKiB(_ address: UnsafeRawPointer) throws -> Int {
+        let a = UInt(bitPattern: address)
+        var inside = false
+        // Read to the end: a proc file has no size to read up to.
+        let smaps = try XCTUnwrap(FileHandle(forReadingAtPath: "/proc/self/smaps")).readToEnd() ?? Data()
+        for line in String(decoding: smaps, as: UTF8.self).split(separator: "\n") {
+            let head = line.prefix { $0 != " " }
+            let bounds = head.split(separator: "-")
+            if bounds.count == 2, let lo = UInt(bounds[0], radix: 16), let hi = UInt(bounds[1], radix: 16) {
+                inside = lo <= a && a < hi
+            } else if inside && line.hasPrefix("Rss:") {
+                return try XCTUnwrap(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]))
+            }
+        }
+        throw XCTSkip("no mapping holds \(address) in /proc/self/smaps")
+    }
+
+    func bytes(_ count: Int, seed: UInt8) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) } }
+
+    func address(_ data: Data) -> UnsafeRawPointer { data.withUnsafeBytes { $0.baseAddress! } }
+
+    func testSegmentsReadBackAsWrittenEachOnItsOwnPages() throws {
+        let contents = [0, 1, 4095, 4096, 4097, 100_000].enumerated().map { bytes($1, seed: UInt8($0)) }
+        let buffer = try contents.withUnsafeBufferPointers { try PageCacheBuffer(directory: directory, contents: $0) }
+        XCTAssertEqual(buffer.segments.map(\.count), contents.map(\.count))
+        for (i, expected) in contents.enumerated() {
+            XCTAssertEqual(buffer.segments[i].offset % PageCacheBuffer.pageSize, 0, "segment \(i) does not start a page")
+            XCTAssertEqual([UInt8](buffer.data(i)), expected, "segment \(i) through the mapping")
+            var copy = [UInt8](repeating: 0, count: expected.count)
+            try copy.withUnsafeMutableBytes { if $0.count > 0 { try buffer.copy(i, into: $0.baseAddress!) } }
+            XCTAssertEqual(copy, expected, "segment \(i) read from the file")
+        }
+    }
+
+    /// What a chunk read is dropped from this process's memory once written, and reads back
+    /// unchanged afterwards (the page cache kept it).
+    func testWrittenViewsLeaveThisProcessesMemoryAndReadBackUnchanged() throws {
+        let size = 8 << 20
+        let original = bytes(size, seed: 9)
+        let buffer = try [original].withUnsafeBufferPointers { try PageCacheBuffer(directory: directory, contents: $0) }
+        let view = buffer.data(0)
+        XCTAssertEqual([UInt8](view), original)  // reads every page in
+        let before = try residentKiB(address(view))
+        XCTAssertGreaterThanOrEqual(before, size / 1024 - 64, "reading the view did not map it")
+        var offset = 0
+        while offset < size {
+            PageCacheBuffer.dropPages(under: view[offset..<min(offset + 256 << 10, size)])
+            offset += 256 << 10
+        }
+        XCTAssertLessThanOrEqual(try residentKiB(address(view)), 8, "written chunks stayed resident (\(before) KiB before)")
+        XCTAssertEqual([UInt8](view), original, "the page cache lost what was dropped")
+        buffer.releaseAll()
+        XCTAssertLessThanOrEqual(try residentKiB(address(view)), 8)
+    }
+
+    /// `written` leaves any other memory alone.
+    func testBytesOfNoBufferAreLeftAlone() throws {
+        let data = Data(bytes(3 << 20, seed: 4))
+        let _ = try [bytes(5000, seed: 1)].withUnsafeBufferPointers { try PageCacheBuffer(directory: directory, contents: $0) }
+        PageCacheBuffer.dropPages(under: data)
+        PageCacheBuffer.dropPages(under: Data())
+        XCTAssertEqual([UInt8](data), bytes(3 << 20, seed: 4))
+    }
+
+    /// A chunked send of a payload read from the page cache: the receiver gets it bit for bit,
+    /// and the sender maps no more of it than a chunk or so at the end.
+    func testAChunkedSendMapsAboutAChunkAtATime() throws {
+        let floats = (0..<(1 << 20)).map { Float($0) * 0.25 - 7 }
+        let raw = floats.withUnsafeBytes { [UInt8]($0) }
+        let buffer = try [raw].withUnsafeBufferPointers { try PageCacheBuffer(directory: directory, contents: $0) }
+        let tensor = try WireTensor(name: "fc1.weight", shape: [1024, 1024], dtype: .float32, bytes: buffer.data(0))
+        let sender = EmbeddedChannel()
+        try sender.pipeline.syncOperations.addFrameCodec()
+        try sender.pipeline.syncOperations.addHandler(PayloadChunkingHandler(chunker: PayloadChunker(chunkSize: 64 << 10)))
+        try sender.writeOutbound(Envelope(.fitRequest(.with { $0.round = 1; $0.parameters = Fedkit_V1_Payload([tensor]) })))
+        var frames: [ByteBuffer] = []
+        while let frame = try sender.readOutbound(as: ByteBuffer.self) { frames.append(frame) }
+        XCTAssertGreaterThan(frames.count, 60)
+        XCTAssertLessThanOrEqual(try residentKiB(address(tensor.bytes)), 64 + 8, "the sent chunks stayed mapped")
+
+        let receiver = EmbeddedChannel()
+        try receiver.pipeline.syncOperations.addFrameCodec()
+        try receiver.pipeline.syncOperations.addHandler(PayloadChunkingHandler())
+        for frame in frames { try receiver.writeInbound(frame) }
+        let got = try XCTUnwrap(try receiver.readInbound(as: Envelope.self))
+        guard case .fitRequest(let request) = got.body else { return XCTFail("got \(got.kind)") }
+        XCTAssertEqual(try request.parameters.wireTensors()[0].floats().map(\.bitPattern), floats.map(\.bitPattern))
+    }
+
+    func testADirectoryThatCannotHoldTheFileIsNamed() {
+        XCTAssertThrowsError(try [bytes(10, seed: 0)].withUnsafeBufferPointers {
+            try PageCacheBuffer(directory: "/nonexistent-fedkit-dir", contents: $0)
+        }) { XCTAssertTrue("\($0)".contains("/nonexistent-fedkit-dir"), "\($0)") }
+    }
+
+    func testFileSystemsThatKeepFilesInMemoryAreRecognized() throws {
+        XCTAssertFalse(UnnamedFile.isMemoryBacked("/nonexistent-fedkit-dir"))
+        XCTAssertFalse(UnnamedFile.isMemoryBacked("/proc"), "procfs is not tmpfs")
+        guard let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8),
+              let tmpfs = mounts.split(separator: "\n").map({ $0.split(separator: " ") }).first(where: { $0.count > 2 && $0[2] == "tmpfs" }) else {
+            throw XCTSkip("no tmpfs mounted")
+        }
+        XCTAssertTrue(UnnamedFile.isMemoryBacked(String(tmpfs[1])), "\(tmpfs[1]) is a tmpfs")
+    }
+}
+
+extension Array where Element == [UInt8] {
+    /// Calls `body` with a raw buffer over each element (alive for the call).
+    func withUnsafeBufferPointers<R>(_ body: ([UnsafeRawBufferPointer]) throws -> R) rethrows -> R {
+        func nest(_ i: Int, _ acc: [UnsafeRawBufferPointer]) throws -> R {
+            guard i < count else { return try body(acc) }
+            return try self[i].withUnsafeBytes { try nest(i + 1, acc + [$0]) }
+        }
+        return try nest(0, [])
+    }
+}
