@@ -706,8 +706,8 @@ public actor Coordinator {
                 phase = .fit; phaseRound = round
                 status.update { $0.phase = .training; $0.round = round; $0.roundAttempts += 1 }
                 expecting = Set(selected); lost = []; fits = []; refused = []; bytesIn = 0
-                // One accumulator for the whole run, emptied each attempt: a fresh one the size
-                // of the model would cost more in page faults than folding an update.
+                // One accumulator for the whole run, emptied each attempt; its memory is given
+                // back as each round's average is written, and comes back in huge pages.
                 if let aggregator { aggregator.reset() } else {
                     // Clipping measures updates from the model as sent: it is not written until the round's average.
                     aggregator = WeightedAverage(template: shared.map { ($0.name, $0.value.shape) }, precision: configuration.aggregationPrecision,

@@ -18,6 +18,8 @@ struct AggregateBench: ParsableCommand {
     @Option(help: "Running sums: float64 (reproducible whatever the arrival order) or float32.")
     var precision: AggregationPrecision = .float64
     @Option(help: "Norm clipping bound (fed-server --max-update-norm), measured from the model; default: none.") var maxUpdateNorm: Double?
+    @Flag(help: "Keep the sums' memory from round to round; by default it is given back as the average is written, as the coordinator does, and faulted in again by the next round's folds.")
+    var keepSums = false
     @Flag(help: "Print one JSON object per line.") var json = false
 
     func run() throws {
@@ -46,16 +48,16 @@ struct AggregateBench: ParsableCommand {
             }
             bestRead = min(bestRead, now() - t)
             t = now()
-            avg.reset()  // the coordinator keeps its accumulator from round to round
+            avg.reset()
             for (i, u) in updates.enumerated() { try avg.add(u, weight: Double(100 + i), client: "c\(i)", round: 1) }
-            _ = try avg.writeAverage(into: model)  // as the coordinator does
+            _ = try avg.writeAverage(into: model, releasingSums: !keepSums)
             bestAggregate = min(bestAggregate, now() - t)
         }
         let mb = Double(bytes) / 1e6
         if json {
-            print(#"{"bench":"aggregate","precision":"\#(precision.rawValue)","max_update_norm":\#(maxUpdateNorm.map { String($0) } ?? "null"),"clients":\#(clients),"mb":\#(round2(mb)),"read_ms":\#(round2(bestRead * 1000)),"aggregate_ms":\#(round2(bestAggregate * 1000)),"ratio":\#(round2(bestAggregate / bestRead))}"#)
+            print(#"{"bench":"aggregate","precision":"\#(precision.rawValue)","sums_given_back":\#(!keepSums),"max_update_norm":\#(maxUpdateNorm.map { String($0) } ?? "null"),"clients":\#(clients),"mb":\#(round2(mb)),"read_ms":\#(round2(bestRead * 1000)),"aggregate_ms":\#(round2(bestAggregate * 1000)),"ratio":\#(round2(bestAggregate / bestRead))}"#)
         } else {
-            print("\(precision.rawValue) sums\(maxUpdateNorm.map { ", clipped at \($0)" } ?? ""), " + String(format: "%d updates, %.0f MB: one read %.1f ms (%.1f GB/s); validate + fold + average %.1f ms; ratio %.2f (checksum %g)",
+            print("\(precision.rawValue) sums\(keepSums ? " (kept)" : " (given back)")\(maxUpdateNorm.map { ", clipped at \($0)" } ?? ""), " + String(format: "%d updates, %.0f MB: one read %.1f ms (%.1f GB/s); validate + fold + average %.1f ms; ratio %.2f (checksum %g)",
                          clients, mb, bestRead * 1000, mb / 1000 / bestRead, bestAggregate * 1000, bestAggregate / bestRead, checksum))
         }
     }
