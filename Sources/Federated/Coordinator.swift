@@ -644,11 +644,25 @@ public actor Coordinator {
         onRound(record, timing)
     }
 
+    /// Why the model stays in memory while rounds train; nil when the page cache keeps it.
+    nonisolated var modelStaysInMemoryBecause: String? {
+        if !configuration.modelInPageCache { return "so configured" }
+        if configuration.maxUpdateNorm != nil { return "--max-update-norm measures updates from it" }
+        if !ServedModel.saves(in: undoDirectory) { return "\(undoDirectory) is itself in memory (tmpfs)" }
+        return nil
+    }
+
+    /// Where the model is while rounds train, in a sentence for the start-up log.
+    public nonisolated var modelPlacement: String {
+        modelStaysInMemoryBecause.map { "the model stays in memory while rounds train: \($0)" }
+            ?? "the model is kept in the page cache while rounds train (an unnamed file in \(undoDirectory))"
+    }
+
     /// Moves the model's shared tensors to the page cache for the round's sends (`ServedModel`),
     /// unless clipping measures updates from the model, the configuration keeps it in memory,
     /// or the undo directory is itself in memory; nil then, or when the file cannot be written.
     func serveModel(round: UInt64) -> ServedModel? {
-        guard configuration.modelInPageCache, configuration.maxUpdateNorm == nil, ServedModel.saves(in: undoDirectory) else { return nil }
+        guard modelStaysInMemoryBecause == nil else { return nil }
         do {
             return try ServedModel(model, where: strategy.isShared, directory: undoDirectory)
         } catch {

@@ -128,6 +128,7 @@ struct FedServer: AsyncParsableCommand {
         let receiving = bound > 0 ? "\(streaming) updates: at most \(bound) at once (--max-concurrent-receives)"
                                   : "\(streaming) updates: no bound on how many at once"
         logger.info("\(receiving)")
+        logger.info("\(coordinator.modelPlacement)")
         let statusAddress = try status.resolve(file)
         let bindHost = try file.resolve(host, "host", "0.0.0.0")
         let server = try await FederationServer.start(host: bindHost, port: try file.resolve(port, "port", 7443), configuration: serverConfig)

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NN
 import Tensor
 import Wire
@@ -30,5 +31,29 @@ final class ServedModelTests: XCTestCase {
         try served.restore()
         for (e, (name, values)) in zip(model.entries, before) { XCTAssertEqual(e.value.values.map(\.bitPattern), values, "\(name) not restored") }
         XCTAssertEqual(try sent[0].floats().count, model.entries.first(where: shared)!.value.count, "the views outlived nothing")
+    }
+
+    /// The model is kept in the page cache unless clipping reads it, the configuration says
+    /// no, or the directory is itself in memory; the start-up log says which.
+    func testTheModelStaysInMemoryWhereThePageCacheWouldNotServe() throws {
+        let logger = Logger(label: "test")
+        var c = CoordinatorConfiguration(strategy: .fedavg, model: .digitCNN(norm: .batch, widths: [4, 4, 8, 16, 8], seed: 5), rounds: 1)
+        let tmpfs = UnnamedFile.isMemoryBacked(NSTemporaryDirectory())
+        let plain = try Coordinator(configuration: c, logger: logger)
+        XCTAssertEqual(plain.modelStaysInMemoryBecause == nil, !tmpfs, plain.modelPlacement)
+        if !tmpfs { XCTAssertTrue(plain.modelPlacement.contains("page cache"), plain.modelPlacement) }
+        c.maxUpdateNorm = 1
+        let clipping = try Coordinator(configuration: c, logger: logger)
+        XCTAssertTrue(clipping.modelPlacement.contains("stays in memory while rounds train: --max-update-norm"), clipping.modelPlacement)
+        c.maxUpdateNorm = nil
+        c.modelInPageCache = false
+        XCTAssertEqual(try Coordinator(configuration: c, logger: logger).modelStaysInMemoryBecause, "so configured")
+        c.modelInPageCache = true
+        if FileManager.default.fileExists(atPath: "/dev/shm"), UnnamedFile.isMemoryBacked("/dev/shm") {
+            c.stateDirectory = "/dev/shm/fedkit-served-\(getpid())"
+            defer { try? FileManager.default.removeItem(atPath: c.stateDirectory!) }
+            let inMemory = try Coordinator(configuration: c, logger: logger)
+            XCTAssertTrue(inMemory.modelPlacement.contains("tmpfs"), inMemory.modelPlacement)
+        }
     }
 }
