@@ -339,6 +339,7 @@ public final class WeightedAverage {
                 let src = sums[i].assumingMemoryBound(to: Float.self)
                 for j in 0..<n { dst[j] = Float((Double(src[j]) + r * Double(g[j])) * inv) }
             }
+            if releasing { zeroReleasingPages(sums[i], byteCount: n * (precision == .float64 ? 8 : 4)) }
             return
         }
         writeMean(i, to: dst, from: 0, count: n)

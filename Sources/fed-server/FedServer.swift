@@ -44,6 +44,7 @@ struct FedServer: AsyncParsableCommand {
     @Option(help: "Directory for the checkpoint, metrics.jsonl, timings.jsonl and final-model.fkt; a restart with the same directory resumes.") var stateDir: String?
     @Option(help: "Largest example count one client's update may claim (weights are also capped by the count it declared when joining).") var maxExamplesPerClient: Int?
     @Option(help: "Norm clipping: the largest L2 distance, over all shared tensors, a client's update counts with from the global model it was sent; a farther one counts as the global model plus its difference scaled to this length, so no client moves the model by more than its share of the examples times this bound (default: no bound).") var maxUpdateNorm: Double?
+    @Option(help: "Keep the global model in the page cache while a round trains (an unnamed file in --state-dir, else the temporary directory), so the server holds the running sums and not the model too (default true; the model stays in memory anyway with --max-update-norm or on a tmpfs). false keeps it in memory, e.g. for a state directory on a slow network file system.") var modelInPageCache: Bool?
     @OptionGroup var model: ModelOptions
     @OptionGroup var tls: TLSOptions
     @OptionGroup var logging: LoggingOptions
@@ -68,6 +69,7 @@ struct FedServer: AsyncParsableCommand {
             throw ValidationError("--aggregation-precision (\(precision)) must be one of \(AggregationPrecision.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         c.aggregationPrecision = p
+        c.modelInPageCache = try file.resolve(modelInPageCache, "model-in-page-cache", true)
         c.roundTimeout = try file.resolve(roundTimeout, "round-timeout", 600)
         c.maxRoundAttempts = try file.resolve(maxRoundAttempts, "max-round-attempts", 3)
         c.roundRetryBackoff = try file.resolve(roundRetryBackoff, "round-retry-backoff")
