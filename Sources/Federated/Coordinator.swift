@@ -103,7 +103,8 @@ struct CheckpointMetadata: Codable {
 public actor Coordinator {
     public let configuration: CoordinatorConfiguration
     let strategy: any Strategy
-    /// The global model; only the strategy's shared tensors are ever sent or averaged.
+    /// The global model; only the strategy's shared tensors are ever sent or averaged. While a
+    /// round trains they may be in the page cache instead (`ServedModel`), and read zero here.
     let model: Model
     /// Bytes of tensor data in one client's update (the model's shared tensors).
     public nonisolated let updateBytes: Int
@@ -206,7 +207,8 @@ public actor Coordinator {
 
     static func checkpointPath(_ dir: String) -> String { dir + "/checkpoint.fkt" }
 
-    /// The global model's shared tensors (a copy).
+    /// The global model's shared tensors (a copy). Read it between rounds or after `run`: while
+    /// a round trains with the model in the page cache, the model's own tensors read zero.
     public func globalState() -> StateDictionary { model.snapshot(where: strategy.isShared) }
 
     // MARK: Connections
