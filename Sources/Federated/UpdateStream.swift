@@ -63,7 +63,8 @@ extension WeightedAverage {
         public private(set) var state = State.open
 
         private let average: WeightedAverage
-        private let log: UndoLog
+        /// What was added, to take it out again (internal: a test makes it unreadable).
+        let log: UndoLog
         /// What was added, in the log's order: a count of values from the start of a tensor.
         private var added: [(tensor: Int, count: Int)] = []
         private var seen: [Bool]

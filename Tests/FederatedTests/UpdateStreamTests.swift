@@ -156,4 +156,28 @@ final class UpdateStreamTests: XCTestCase {
         let average = WeightedAverage(template: model.entries.map { ($0.name, $0.value.shape) }, clipping: UpdateClipping(bound: 1, reference: model))
         XCTAssertThrowsError(try average.beginStream(weight: 1, client: "x", round: 1, undoDirectory: NSTemporaryDirectory()))
     }
+
+    /// An update whose undo log cannot be read back cannot be taken out: the sums are marked
+    /// damaged, no average is written from them (the coordinator then voids the attempt), and
+    /// `reset` starts a good average again in the same memory.
+    func testAnUndoLogThatCannotBeReadBackDamagesTheSumsUntilReset() throws {
+        let updates = randomUpdates(count: 3, seed: 31)
+        let model = try ModelSpec.digitCNN(norm: .none, widths: [4, 4, 8, 16, 8], seed: 5).build()
+        let average = WeightedAverage(template: template)
+        try stream(updates[0], weight: 2, client: "good", into: average)
+        let (_, pieces) = try chunks(updates[1], chunkSize: 1000)
+        let bad = try stream(updates[1], weight: 5, client: "cut", into: average, stopBefore: pieces.count - 2)
+        XCTAssertNil(average.damage)
+        bad.log.close()  // its values can no longer be read back
+        bad.rollback()
+        let damage = try XCTUnwrap(average.damage, "a take-back that could not read its log went unnoticed")
+        XCTAssertTrue(damage.contains("\"cut\""), damage)
+        XCTAssertFalse(try average.writeAverage(into: model), "an average was written from damaged sums")
+        average.reset()
+        XCTAssertNil(average.damage)
+        try stream(updates[2], weight: 3, client: "next", into: average)
+        let alone = WeightedAverage(template: template)
+        try stream(updates[2], weight: 3, client: "next", into: alone)
+        XCTAssertEqual(bits(average.result()), bits(alone.result()))
+    }
 }
