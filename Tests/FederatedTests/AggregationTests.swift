@@ -93,7 +93,11 @@ final class AggregationTests: XCTestCase {
                 try reference.add(u, weight: Double(k + 2), client: "c\(k)", round: 1)
             }
             XCTAssertTrue(try reference.writeAverage(into: kept))
+            let largest = avg.counts.indices.max { avg.counts[$0] < avg.counts[$1] }!
+            let bytes = avg.counts[largest] * (precision == .float64 ? 8 : 4)
+            XCTAssertGreaterThan(residentFraction(avg.sums[largest], bytes), 0.99, "\(precision): the sums were not resident to begin with")
             XCTAssertTrue(try avg.writeAverage(into: given, releasingSums: true))
+            XCTAssertLessThan(residentFraction(avg.sums[largest], bytes), 0.01, "\(precision): the sums' memory was not given back")
             XCTAssertEqual(bits(given), bits(kept), "\(precision): another average when the sums are given back")
             XCTAssertNil(avg.result(), "\(precision): the average was not emptied")
             let fresh = WeightedAverage(template: template, precision: precision)
@@ -367,4 +371,14 @@ func randomUpdates(_ template: [(name: String, shape: [Int])], count: Int, seed:
             return WireTensor(name: entry.name, shape: entry.shape, floats: t.values)
         }
     }
+}
+
+/// The fraction of the whole pages in `bytes` at `start` that are resident (`mincore`).
+func residentFraction(_ start: UnsafeMutableRawPointer, _ bytes: Int) -> Double {
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let lo = (Int(bitPattern: start) + page - 1) / page * page, hi = (Int(bitPattern: start) + bytes) / page * page
+    guard hi > lo else { return 0 }
+    var vector = [UInt8](repeating: 0, count: (hi - lo) / page)
+    guard mincore(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, &vector) == 0 else { return -1 }
+    return Double(vector.filter { $0 & 1 == 1 }.count) / Double(vector.count)
 }

@@ -15,7 +15,10 @@ final class ServedModelTests: XCTestCase {
         for e in model.entries { e.value.fillNormal(std: 1, using: &rng) }
         let before = model.entries.map { ($0.name, $0.value.values.map(\.bitPattern)) }
         let shared: (StateEntry) -> Bool = { !$0.isBatchNorm }
+        let largest = model.entries.filter(shared).max { $0.value.count < $1.value.count }!.value
+        XCTAssertGreaterThan(residentFraction(largest.data, largest.count * 4), 0.99)
         let served = try ServedModel(model, where: shared, directory: NSTemporaryDirectory())
+        XCTAssertLessThan(residentFraction(largest.data, largest.count * 4), 0.01, "the model's memory was not given back")
         let sent = served.wireTensors()
         XCTAssertEqual(sent.map(\.name), model.entries.filter(shared).map(\.name))
         for (e, (name, values)) in zip(model.entries, before) {
