@@ -31,18 +31,48 @@ extension WeightedAverage {
         }
         let log: UndoLog
         do {
-            log = try UndoLog(directory: undoDirectory)
+            log = try takeUndoLog(in: undoDirectory)
         } catch {
             throw FederatedError.badUpdate(client: client, round: round, reason: "the server cannot keep an undo log in \(undoDirectory) (\(error)); the update was not used")
         }
         if !sumsLive {
-            // Updates streaming at once all add: the sums start at zero.
-            for (i, s) in sums.enumerated() { memset(s, 0, max(counts[i], 1) * (precision == .float64 ? 8 : 4)) }
+            // Updates streaming at once all add: the sums start at zero. Sums given back last
+            // round already read zero; zeroing them again would fault every page in at once.
+            if !sumsZero {
+                for (i, s) in sums.enumerated() { memset(s, 0, max(counts[i], 1) * (precision == .float64 ? 8 : 4)) }
+            }
             sumsLive = true
         }
+        sumsZero = false
         let stream = UpdateStream(average: self, weight: weight, client: client, round: round, log: log)
         openStreams[ObjectIdentifier(stream)] = stream
         return stream
+    }
+
+    /// A finished update's undo log to write over, else a new one. Writing over pages the page
+    /// cache already holds costs a copy; a new log costs the system a page allocation for every
+    /// 4 KiB and a free when it closes, five times as much (see README, "Aggregation").
+    func takeUndoLog(in directory: String) throws -> UndoLog {
+        let now = DispatchTime.now().uptimeNanoseconds
+        while let log = idleUndoLogs.popLast() {
+            if log.directory == directory, log.isOpen, now &- log.created < UndoLog.reuseNanoseconds {
+                log.rewind()
+                return log
+            }
+            log.close()
+        }
+        return try UndoLog(directory: directory)
+    }
+
+    /// Keeps a finished update's log for the next update of this round to write over.
+    func finished(_ log: UndoLog) {
+        if log.isOpen { idleUndoLogs.append(log) }
+    }
+
+    /// Closes the logs kept for reuse: their pages go back to the system, never written to disk.
+    func closeIdleUndoLogs() {
+        for log in idleUndoLogs { log.close() }
+        idleUndoLogs = []
     }
 
     /// Takes out every update still streaming (a round closing with updates half-arrived).
@@ -117,6 +147,15 @@ extension WeightedAverage {
                 added.append((i, 0))
             case .data(let piece):
                 guard current != nil else { throw bad("tensor data outside a tensor") }
+                // Into the undo log as received, before any of it is added: one large write
+                // (the page cache then works in large folios) instead of one per staged block.
+                // Values logged but never added (after a failure) are at the log's end, past
+                // everything `rollback` reads.
+                do {
+                    try log.append(piece)
+                } catch {
+                    throw bad("the server could not write its undo log (\(error)); the update was not used")
+                }
                 var input = piece
                 while !input.isEmpty {
                     let n = min(Self.stageValues * 4 - staged, input.count)
@@ -136,8 +175,8 @@ extension WeightedAverage {
             }
         }
 
-        /// Checks, logs, then adds the staged values (a value is added only once it is in the
-        /// log, so whatever was added can be taken out).
+        /// Checks, then adds the staged values (already in the log, so whatever was added can
+        /// be taken out).
         private func addStaged() throws {
             guard let i = current, staged > 0 else { return }
             guard staged % 4 == 0, done + staged / 4 <= average.counts[i] else {
@@ -146,11 +185,6 @@ extension WeightedAverage {
             let n = staged / 4
             let x = stage.assumingMemoryBound(to: Float.self)
             guard Reductions.allFinite(x, count: n) else { throw bad(UpdateTemplate.nonFinite(average.checks.entries[i].name)) }
-            do {
-                try log.append(UnsafeRawBufferPointer(start: stage, count: staged))
-            } catch {
-                throw bad("the server could not write its undo log (\(error)); the update was not used")
-            }
             var start = 0
             while start < n {
                 let m = min(WeightedAverage.block, n - start)
@@ -208,28 +242,49 @@ extension WeightedAverage {
         }
 
         private func close() {
-            log.close()
+            average.finished(log)
             average.openStreams[ObjectIdentifier(self)] = nil
         }
     }
 }
 
 /// The values a streamed update added, kept in an `UnnamedFile` so that they can be taken out
-/// again. It lives as long as one update's upload; its pages are dropped when it is closed.
+/// again. Once its update is finished it is written over by a later update of the same round
+/// (`rewind`), and closed when the round ends or after `reuseNanoseconds`, whichever comes
+/// first; closing drops its pages.
 final class UndoLog {
     private let file: UnnamedFile
+    /// Bytes written since the last `rewind`.
     private var size = 0
+    let directory: String
+    /// When the file was created (uptime nanoseconds).
+    let created: UInt64
 
-    init(directory: String) throws { file = try UnnamedFile(directory: directory) }
+    /// How long a log is reused: its pages are dirty, and the system writes dirty pages to
+    /// disk after 30 s by default; closed sooner, they never reach it.
+    static let reuseNanoseconds: UInt64 = 20_000_000_000
+
+    init(directory: String) throws {
+        file = try UnnamedFile(directory: directory)
+        self.directory = directory
+        created = DispatchTime.now().uptimeNanoseconds
+    }
+
+    var isOpen: Bool { file.descriptor >= 0 }
 
     func append(_ bytes: UnsafeRawBufferPointer) throws {
         try file.write(bytes, at: size)
         size += bytes.count
     }
 
+    /// Reads `bytes` bytes at `offset`, which must lie within what was appended since `rewind`.
     func read(into buffer: UnsafeMutableRawPointer, bytes: Int, at offset: Int) throws {
+        guard offset + bytes <= size else { throw UnnamedFile.IOError(call: "read past the undo log's end", code: EIO) }
         try file.read(into: buffer, count: bytes, at: offset)
     }
+
+    /// Starts again at the beginning, writing over the last update's values.
+    func rewind() { size = 0 }
 
     func close() { file.close() }
 }

@@ -110,8 +110,13 @@ public final class WeightedAverage {
     /// Whether the sums hold this round's values (else they are stale, and the first update
     /// sets them instead of adding to them).
     var sumsLive = false
+    /// Whether every sum reads zero already (given back to the system, which hands the pages
+    /// back zeroed): streamed updates then start adding without a zeroing pass.
+    var sumsZero = false
     /// Updates being folded as they arrive, not yet committed or taken back.
     var openStreams: [ObjectIdentifier: UpdateStream] = [:]
+    /// Undo logs of this round's finished streamed updates, for the next ones to write over.
+    var idleUndoLogs: [UndoLog] = []
     /// Set when values folded in could not be taken back (their undo log could not be read):
     /// the sums are wrong until `reset()`, and `writeAverage` refuses to use them.
     public internal(set) var damage: String?
@@ -169,6 +174,7 @@ public final class WeightedAverage {
     public func reset() {
         for stream in openStreams.values { stream.abandon() }
         openStreams = [:]
+        closeIdleUndoLogs()
         sumsLive = false
         damage = nil
         totalWeight = 0
@@ -200,6 +206,7 @@ public final class WeightedAverage {
         // The first update sets the sums (no pass over a zeroed buffer); a refused first
         // update leaves them unused, so it needs no taking back.
         let first = !sumsLive
+        sumsZero = false
         var added: [(tensor: Int, upTo: Int)] = []
         for (position, t) in tensors.enumerated() {
             let i = index[t.name]!
@@ -298,6 +305,7 @@ public final class WeightedAverage {
     ///   before anything is written.
     public func writeAverage(into model: Model, releasingSums: Bool = false) throws -> Bool {
         _ = rollBackOpenStreams()
+        closeIdleUndoLogs()
         guard totalWeight > 0, damage == nil else { return false }
         let byName = Dictionary(uniqueKeysWithValues: model.entries.map { ($0.name, $0.value) })
         for entry in template {
@@ -305,7 +313,10 @@ public final class WeightedAverage {
             guard t.shape == entry.shape else { throw NNError.tensorShape(name: entry.name, expected: t.shape, actual: entry.shape) }
         }
         for (i, entry) in template.enumerated() { writeMean(i, to: byName[entry.name]!, releasing: releasingSums) }
-        if releasingSums { reset() }
+        if releasingSums {
+            reset()
+            sumsZero = true  // every block was given back
+        }
         return true
     }
 

@@ -16,6 +16,10 @@ public final class UnnamedFile {
         public let call: String
         public let code: Int32
         public var description: String { "\(call): \(String(cString: strerror(code)))" }
+        public init(call: String, code: Int32) {
+            self.call = call
+            self.code = code
+        }
     }
 
     /// Creates the file in `directory`.

@@ -180,4 +180,58 @@ final class UpdateStreamTests: XCTestCase {
         try stream(updates[2], weight: 3, client: "next", into: alone)
         XCTAssertEqual(bits(average.result()), bits(alone.result()))
     }
+
+    /// A finished update's undo log is written over by the next update of the round (its pages
+    /// are reused, not allocated again), and taking that next one back reads only its own
+    /// values, not the longer update's left in the file; the round's end closes the logs.
+    func testAFinishedUpdatesLogIsWrittenOverAndTakingBackReadsOnlyItsOwnValues() throws {
+        let updates = randomUpdates(count: 3, seed: 41)
+        let average = WeightedAverage(template: template)
+        let first = try stream(updates[0], weight: 4, client: "first", into: average)
+        XCTAssertEqual(first.state, .committed)
+        XCTAssertEqual(average.idleUndoLogs.count, 1)
+        XCTAssertTrue(first.log.isOpen, "a finished update's log was closed instead of kept for the next")
+        let (_, pieces) = try chunks(updates[1], chunkSize: 1000)
+        let cut = try stream(updates[1], weight: 9, client: "cut", into: average, stopBefore: pieces.count / 2)
+        XCTAssertTrue(cut.log === first.log, "the next update did not write over the finished update's log")
+        let beside = try stream(updates[2], weight: 2, client: "beside", into: average, stopBefore: 3)
+        XCTAssertFalse(beside.log === first.log, "two open updates share one log")
+        beside.rollback()
+        cut.rollback()
+        XCTAssertNil(average.damage)
+        let alone = WeightedAverage(template: template)
+        try alone.add(updates[0], weight: 4, client: "first", round: 1)
+        XCTAssertTrue(bits(average.result()) == bits(alone.result()), "taking back read values that were not the update's")
+        let logs = average.idleUndoLogs
+        XCTAssertGreaterThanOrEqual(logs.count, 2)
+        average.reset()
+        XCTAssertTrue(average.idleUndoLogs.isEmpty)
+        XCTAssertFalse(logs.contains { $0.isOpen }, "the round ended with undo logs still open")
+    }
+
+    /// Sums given back at the end of a round read zero, and streamed updates start adding to
+    /// them without zeroing them first; sums that were kept (stale) are zeroed. Either way the
+    /// next round equals a fresh accumulator, bit for bit, and writing the average closes the
+    /// round's undo logs.
+    func testTheNextRoundStreamsIntoGivenBackOrStaleSumsAsIntoFreshOnes() throws {
+        let spec = ModelSpec.digitCNN(norm: .none, widths: [4, 4, 8, 2048, 8], seed: 5)
+        let template = try spec.build().entries.map { ($0.name, $0.value.shape) }
+        let updates = FederatedTests.randomUpdates(template, count: 4, seed: 43)
+        for release in [true, false] {
+            let average = WeightedAverage(template: template)
+            try average.add(updates[0], weight: 5, client: "a", round: 1)
+            try stream(updates[1], weight: 3, client: "b", into: average, chunkSize: 1 << 16)
+            XCTAssertFalse(average.idleUndoLogs.isEmpty)
+            XCTAssertTrue(try average.writeAverage(into: try spec.build(), releasingSums: release))
+            XCTAssertTrue(average.idleUndoLogs.isEmpty, "writing the average left undo logs open")
+            XCTAssertEqual(average.sumsZero, release)
+            average.reset()
+            let fresh = WeightedAverage(template: template)
+            for a in [average, fresh] {
+                try stream(updates[2], weight: 7, client: "c", into: a, chunkSize: 1 << 16)
+                try stream(updates[3], weight: 1, client: "d", into: a, chunkSize: 1 << 16)
+            }
+            XCTAssertTrue(bits(average.result()) == bits(fresh.result()), release ? "given back" : "kept")
+        }
+    }
 }
