@@ -7,13 +7,15 @@ import Glibc
 /// written once to an `UnnamedFile` and read through a shared, read-only mapping of it.
 ///
 /// A coordinator sends the same model to every client. Served from here, the model's pages
-/// count in the process's resident memory only while a send reads them: once a chunk of a
-/// view (`data(_:)`) has been written to a connection (or hashed for its checksum), it is handed
-/// to `dropPages(under:)`, which drops those pages from this process's mapping. The page cache keeps
-/// them (the next send reads them from there without a disk access), and the kernel can write
-/// them to the file's disk and reuse the memory when it is short, which it cannot do with
-/// anonymous memory without swap. Dropping is always safe: a shared mapping reads the file's
-/// contents again on the next access, so a send still reading a dropped page gets it back.
+/// are not in the process's resident memory at all: views of it (`data(_:)`) go into messages
+/// uncopied, and where a message is chunked for sending, the chunker and the connection read
+/// each chunk's bytes from the file (`copyBytes(of:into:)`, `fileCopy(of:)`: pread into a
+/// chunk-sized buffer) instead of through the mapping, so serving a model costs no page faults.
+/// The page cache keeps the bytes (every send reads them from there without a disk access),
+/// and the kernel can write them to the file's disk and reuse the memory when it is short,
+/// which it cannot do with anonymous memory without swap. Pages that are read through the
+/// mapping can be dropped again (`release`, `releaseAll`): a shared mapping reads the file's
+/// contents again on the next access, so dropping is always safe.
 ///
 /// On a file system that keeps files in memory (`UnnamedFile.isMemoryBacked`) nothing is
 /// saved: use the bytes where they are instead. Reading a page back from a disk that fails
@@ -82,15 +84,44 @@ public final class PageCacheBuffer: @unchecked Sendable {
     /// Drops this process's mapping of all of it.
     public func releaseAll() { madvise(base, byteCount, MADV_DONTNEED) }
 
-    /// Called once `data` has been read for good (encoded into a frame, or hashed): if it is a
-    /// view of a `PageCacheBuffer`, the pages it covers are dropped from this process's
-    /// mapping; any other bytes are left alone.
-    public static func dropPages(under data: Data) {
-        guard registry.isEmpty == false else { return }
+    /// Reads `count` bytes of the mapping at `address` from the file instead (pread): the
+    /// mapping's pages are not touched, so they cost no page faults and need no dropping.
+    func read(at address: UnsafeRawPointer, count: Int, into destination: UnsafeMutableRawPointer) throws {
+        let offset = address - UnsafeRawPointer(base)
+        precondition(offset >= 0 && offset + count <= byteCount, "bytes outside the buffer")
+        try file.read(into: destination, count: count, at: offset)
+    }
+
+    /// Copies `data` into `destination` (`data.count` bytes): read from the file when it is a
+    /// view of a `PageCacheBuffer` — its mapping then never enters this process's memory, with
+    /// no page faults and nothing to drop — and copied as usual otherwise (or when that read
+    /// fails, in which case the mapping is read and its pages dropped).
+    public static func copyBytes(of data: Data, into destination: UnsafeMutableRawPointer) {
         data.withUnsafeBytes { bytes in
             guard let start = bytes.baseAddress else { return }
-            registry.owner(of: start)?.release(bytes)
+            if !registry.isEmpty, let owner = registry.owner(of: start) {
+                if (try? owner.read(at: start, count: bytes.count, into: destination)) != nil { return }
+                destination.copyMemory(from: start, byteCount: bytes.count)
+                owner.release(bytes)
+                return
+            }
+            destination.copyMemory(from: start, byteCount: bytes.count)
         }
+    }
+
+    /// A copy of `data` read from the file (see `copyBytes(of:into:)`) when it is a view of a
+    /// `PageCacheBuffer`; nil for any other bytes, which need no copy.
+    public static func fileCopy(of data: Data) -> Data? {
+        guard !registry.isEmpty, !data.isEmpty, isMapped(data) else { return nil }
+        var copy = Data(count: data.count)
+        copy.withUnsafeMutableBytes { copyBytes(of: data, into: $0.baseAddress!) }
+        return copy
+    }
+
+    /// Whether `data` is a view of a `PageCacheBuffer`.
+    public static func isMapped(_ data: Data) -> Bool {
+        guard !registry.isEmpty else { return false }
+        return data.withUnsafeBytes { bytes in bytes.baseAddress.map { registry.owner(of: $0) != nil } ?? false }
     }
 
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))

@@ -69,18 +69,25 @@ public struct PayloadChunker: Sendable {
         nextTransferID &+= 1
         var sha256 = SHA256()
         var crc32c = CRC32C()
+        var scratch: Data?
         for segment in segments {
-            // A MiB at a time: bytes read from a PageCacheBuffer are dropped as they are hashed
-            // (chunks read them again when sent), so hashing never maps a whole model.
+            // Bytes in a PageCacheBuffer are read from its file a MiB at a time into one buffer,
+            // never through its mapping: hashing a served model costs no page faults.
+            let mapped = PageCacheBuffer.isMapped(segment)
             var at = segment.startIndex
             while at < segment.endIndex {
-                let piece = segment[at..<min(at + (1 << 20), segment.endIndex)]
+                var piece = segment[at..<min(at + (1 << 20), segment.endIndex)]
+                at = piece.endIndex
+                if mapped {
+                    if scratch == nil { scratch = Data(count: 1 << 20) }
+                    let n = piece.count
+                    scratch!.withUnsafeMutableBytes { PageCacheBuffer.copyBytes(of: piece, into: $0.baseAddress!) }
+                    piece = scratch![0..<n]
+                }
                 switch checksum {
                 case .sha256: sha256.update(data: piece)
                 case .crc32c: crc32c.update(piece)
                 }
-                PageCacheBuffer.dropPages(under: piece)
-                at = piece.endIndex
             }
         }
 
@@ -105,7 +112,20 @@ public struct PayloadChunker: Sendable {
             var chunk = Fedkit_V1_PayloadChunk()
             chunk.transferID = transferID
             chunk.index = index
-            chunk.data = pieces.count == 1 ? pieces[0] : pieces.reduce(into: Data()) { $0.append($1) }
+            if pieces.count == 1 {
+                chunk.data = pieces[0]  // a view, read when the chunk is written
+            } else {
+                // Across tensors: joined now (from a PageCacheBuffer's file, not its mapping).
+                var joined = Data(count: pieces.reduce(0) { $0 + $1.count })
+                joined.withUnsafeMutableBytes { out in
+                    var at = 0
+                    for p in pieces {
+                        PageCacheBuffer.copyBytes(of: p, into: out.baseAddress! + at)
+                        at += p.count
+                    }
+                }
+                chunk.data = joined
+            }
             if index == 0 { chunk.totalBytes = UInt64(total) }
             remaining -= chunk.data.count
             envelopes.append(Envelope(.chunk(chunk)))

@@ -304,9 +304,14 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
         writing = true
         defer { writing = false }
         while context.channel.isWritable, let next = pending.popFirst() {
-            context.write(Self.wrapOutboundOut(next.envelope), promise: next.promise)
-            // The frame encoder has copied the chunk: pages it read from a PageCacheBuffer go back.
-            if case .chunk(let chunk)? = next.envelope.body { PageCacheBuffer.dropPages(under: chunk.data) }
+            var envelope = next.envelope
+            // A chunk of a PageCacheBuffer is read from its file just before it is encoded, not
+            // through its mapping: a model served to many clients costs no page faults.
+            if case .chunk(var chunk)? = envelope.body, let copy = PageCacheBuffer.fileCopy(of: chunk.data) {
+                chunk.data = copy
+                envelope.body = .chunk(chunk)
+            }
+            context.write(Self.wrapOutboundOut(envelope), promise: next.promise)
             context.flush()
         }
     }

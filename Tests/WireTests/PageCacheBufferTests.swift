@@ -54,7 +54,7 @@ final class PageCacheBufferTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(before, size / 1024 - 64, "reading the view did not map it")
         var offset = 0
         while offset < size {
-            PageCacheBuffer.dropPages(under: view[offset..<min(offset + 256 << 10, size)])
+            view[offset..<min(offset + 256 << 10, size)].withUnsafeBytes { buffer.release($0) }
             offset += 256 << 10
         }
         XCTAssertLessThanOrEqual(try residentKiB(address(view)), 8, "written chunks stayed resident (\(before) KiB before)")
@@ -63,21 +63,43 @@ final class PageCacheBufferTests: XCTestCase {
         XCTAssertLessThanOrEqual(try residentKiB(address(view)), 8)
     }
 
-    /// `dropPages` leaves any other memory alone, also while buffers are registered.
+    /// Bytes of no buffer are not taken for a buffer's, also while buffers are registered:
+    /// they are copied as they are.
     func testBytesOfNoBufferAreLeftAlone() throws {
         let data = Data(bytes(3 << 20, seed: 4))
         let buffer = try [bytes(5000, seed: 1)].withUnsafeBufferPointers { try PageCacheBuffer(directory: directory, contents: $0) }
-        withExtendedLifetime(buffer) {
+        try withExtendedLifetime(buffer) {
             XCTAssertFalse(PageCacheBuffer.registry.isEmpty, "the buffer is not registered: the lookup is not exercised")
-            PageCacheBuffer.dropPages(under: data)
-            PageCacheBuffer.dropPages(under: Data())
+            XCTAssertFalse(PageCacheBuffer.isMapped(data))
+            XCTAssertFalse(PageCacheBuffer.isMapped(Data()))
+            XCTAssertNil(PageCacheBuffer.fileCopy(of: data))
+            var copy = [UInt8](repeating: 0, count: data.count)
+            copy.withUnsafeMutableBytes { PageCacheBuffer.copyBytes(of: data, into: $0.baseAddress!) }
+            XCTAssertEqual(copy, [UInt8](data))
+            XCTAssertTrue(PageCacheBuffer.isMapped(buffer.data(0)))
+            XCTAssertEqual([UInt8](try XCTUnwrap(PageCacheBuffer.fileCopy(of: buffer.data(0)))), bytes(5000, seed: 1))
         }
         XCTAssertEqual([UInt8](data), bytes(3 << 20, seed: 4))
     }
 
+    /// Copies of a buffer's views, whole or in part at any offset, are read from the file: they
+    /// hold the view's bytes, and the mapping is never read into this process's memory.
+    func testCopiesOfViewsReadTheFileNotTheMapping() throws {
+        let size = 4 << 20
+        let original = bytes(size, seed: 12)
+        let buffer = try [bytes(100, seed: 2), original].withUnsafeBufferPointers { try PageCacheBuffer(directory: directory, contents: $0) }
+        let view = buffer.data(1)
+        for (lo, hi) in [(0, size), (1, 4097), (size - 300_001, size), (123_457, 123_458)] {
+            XCTAssertEqual([UInt8](try XCTUnwrap(PageCacheBuffer.fileCopy(of: view[lo..<hi]))), Array(original[lo..<hi]), "bytes \(lo)..<\(hi)")
+        }
+        XCTAssertEqual(try residentKiB(address(view)), 0, "copying read the mapping")
+        XCTAssertEqual([UInt8](view), original)  // through the mapping: now it is read in
+        XCTAssertGreaterThan(try residentKiB(address(view)), 0, "residency is not measured")
+    }
+
     /// A chunked send of a payload read from the page cache: the receiver gets it bit for bit,
-    /// and the sender maps no more of it than a chunk or so at the end.
-    func testAChunkedSendMapsAboutAChunkAtATime() throws {
+    /// and the sender never reads it through the mapping (checksum and chunks read the file).
+    func testAChunkedSendReadsTheFileNotTheMapping() throws {
         let floats = (0..<(1 << 20)).map { Float($0) * 0.25 - 7 }
         let raw = floats.withUnsafeBytes { [UInt8]($0) }
         let buffer = try [raw].withUnsafeBufferPointers { try PageCacheBuffer(directory: directory, contents: $0) }
@@ -89,7 +111,7 @@ final class PageCacheBufferTests: XCTestCase {
         var frames: [ByteBuffer] = []
         while let frame = try sender.readOutbound(as: ByteBuffer.self) { frames.append(frame) }
         XCTAssertGreaterThan(frames.count, 60)
-        XCTAssertLessThanOrEqual(try residentKiB(address(tensor.bytes)), 64 + 8, "the sent chunks stayed mapped")
+        XCTAssertEqual(try residentKiB(address(tensor.bytes)), 0, "the send read the model through its mapping")
 
         let receiver = EmbeddedChannel()
         try receiver.pipeline.syncOperations.addFrameCodec()
