@@ -18,14 +18,16 @@ import Glibc
 /// contents again on the next access, so dropping is always safe.
 ///
 /// On a file system that keeps files in memory (`UnnamedFile.isMemoryBacked`) nothing is
-/// saved: use the bytes where they are instead. Reading a page back from a disk that fails
-/// meanwhile stops the process (`SIGBUS`), as a failing swap device would.
+/// saved: use the bytes where they are instead. Reading the file from a disk that fails
+/// meanwhile is an error for the send (`copyBytes`, `fileCopy`); reading a view's page through
+/// the mapping then stops the process (`SIGBUS`), as a failing swap device would.
 public final class PageCacheBuffer: @unchecked Sendable {
     /// Where each segment starts in the file and the mapping (page-aligned), and its size.
     public let segments: [(offset: Int, count: Int)]
     /// Bytes mapped: the segments, each rounded up to whole pages.
     public let byteCount: Int
-    private let file: UnnamedFile
+    /// The file (internal: a test makes it unreadable).
+    let file: UnnamedFile
     private let base: UnsafeMutableRawPointer
 
     /// Writes `contents`, one segment each, to a new unnamed file in `directory` and maps it.
@@ -94,27 +96,27 @@ public final class PageCacheBuffer: @unchecked Sendable {
 
     /// Copies `data` into `destination` (`data.count` bytes): read from the file when it is a
     /// view of a `PageCacheBuffer` — its mapping then never enters this process's memory, with
-    /// no page faults and nothing to drop — and copied as usual otherwise (or when that read
-    /// fails, in which case the mapping is read and its pages dropped).
-    public static func copyBytes(of data: Data, into destination: UnsafeMutableRawPointer) {
-        data.withUnsafeBytes { bytes in
+    /// no page faults and nothing to drop, and a disk that fails is an error, not a signal —
+    /// and copied as usual otherwise.
+    /// - Throws: `UnnamedFile.IOError` when the file cannot be read.
+    public static func copyBytes(of data: Data, into destination: UnsafeMutableRawPointer) throws {
+        try data.withUnsafeBytes { bytes in
             guard let start = bytes.baseAddress else { return }
             if !registry.isEmpty, let owner = registry.owner(of: start) {
-                if (try? owner.read(at: start, count: bytes.count, into: destination)) != nil { return }
+                try owner.read(at: start, count: bytes.count, into: destination)
+            } else {
                 destination.copyMemory(from: start, byteCount: bytes.count)
-                owner.release(bytes)
-                return
             }
-            destination.copyMemory(from: start, byteCount: bytes.count)
         }
     }
 
     /// A copy of `data` read from the file (see `copyBytes(of:into:)`) when it is a view of a
     /// `PageCacheBuffer`; nil for any other bytes, which need no copy.
-    public static func fileCopy(of data: Data) -> Data? {
+    /// - Throws: `UnnamedFile.IOError` when the file cannot be read.
+    public static func fileCopy(of data: Data) throws -> Data? {
         guard !registry.isEmpty, !data.isEmpty, isMapped(data) else { return nil }
         var copy = Data(count: data.count)
-        copy.withUnsafeMutableBytes { copyBytes(of: data, into: $0.baseAddress!) }
+        try copy.withUnsafeMutableBytes { try copyBytes(of: data, into: $0.baseAddress!) }
         return copy
     }
 

@@ -81,7 +81,11 @@ public struct PayloadChunker: Sendable {
                 if mapped {
                     if scratch == nil { scratch = Data(count: 1 << 20) }
                     let n = piece.count
-                    scratch!.withUnsafeMutableBytes { PageCacheBuffer.copyBytes(of: piece, into: $0.baseAddress!) }
+                    do {
+                        try scratch!.withUnsafeMutableBytes { try PageCacheBuffer.copyBytes(of: piece, into: $0.baseAddress!) }
+                    } catch {
+                        throw WireError.encodingFailed(kind: envelope.kind, reason: "its payload could not be read back from the page cache (\(error))")
+                    }
                     piece = scratch![0..<n]
                 }
                 switch checksum {
@@ -117,12 +121,16 @@ public struct PayloadChunker: Sendable {
             } else {
                 // Across tensors: joined now (from a PageCacheBuffer's file, not its mapping).
                 var joined = Data(count: pieces.reduce(0) { $0 + $1.count })
-                joined.withUnsafeMutableBytes { out in
-                    var at = 0
-                    for p in pieces {
-                        PageCacheBuffer.copyBytes(of: p, into: out.baseAddress! + at)
-                        at += p.count
+                do {
+                    try joined.withUnsafeMutableBytes { out in
+                        var at = 0
+                        for p in pieces {
+                            try PageCacheBuffer.copyBytes(of: p, into: out.baseAddress! + at)
+                            at += p.count
+                        }
                     }
+                } catch {
+                    throw WireError.encodingFailed(kind: envelope.kind, reason: "its payload could not be read back from the page cache (\(error))")
                 }
                 chunk.data = joined
             }

@@ -306,10 +306,22 @@ public final class PayloadChunkingHandler: ChannelDuplexHandler {
         while context.channel.isWritable, let next = pending.popFirst() {
             var envelope = next.envelope
             // A chunk of a PageCacheBuffer is read from its file just before it is encoded, not
-            // through its mapping: a model served to many clients costs no page faults.
-            if case .chunk(var chunk)? = envelope.body, let copy = PageCacheBuffer.fileCopy(of: chunk.data) {
-                chunk.data = copy
-                envelope.body = .chunk(chunk)
+            // through its mapping: a model served to many clients costs no page faults. If the
+            // file cannot be read, the send fails and the connection closes (the peer would
+            // otherwise wait for the rest of a transfer that cannot come).
+            if case .chunk(var chunk)? = envelope.body {
+                do {
+                    if let copy = try PageCacheBuffer.fileCopy(of: chunk.data) {
+                        chunk.data = copy
+                        envelope.body = .chunk(chunk)
+                    }
+                } catch {
+                    let failure = WireError.encodingFailed(kind: "chunk", reason: "chunk \(chunk.index) of transfer \(chunk.transferID) could not be read back from the page cache (\(error))")
+                    next.promise?.fail(failure)
+                    failPending(failure)
+                    context.close(promise: nil)
+                    return
+                }
             }
             context.write(Self.wrapOutboundOut(envelope), promise: next.promise)
             context.flush()

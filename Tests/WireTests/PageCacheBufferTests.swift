@@ -72,9 +72,9 @@ final class PageCacheBufferTests: XCTestCase {
             XCTAssertFalse(PageCacheBuffer.registry.isEmpty, "the buffer is not registered: the lookup is not exercised")
             XCTAssertFalse(PageCacheBuffer.isMapped(data))
             XCTAssertFalse(PageCacheBuffer.isMapped(Data()))
-            XCTAssertNil(PageCacheBuffer.fileCopy(of: data))
+            XCTAssertNil(try PageCacheBuffer.fileCopy(of: data))
             var copy = [UInt8](repeating: 0, count: data.count)
-            copy.withUnsafeMutableBytes { PageCacheBuffer.copyBytes(of: data, into: $0.baseAddress!) }
+            try copy.withUnsafeMutableBytes { try PageCacheBuffer.copyBytes(of: data, into: $0.baseAddress!) }
             XCTAssertEqual(copy, [UInt8](data))
             XCTAssertTrue(PageCacheBuffer.isMapped(buffer.data(0)))
             XCTAssertEqual([UInt8](try XCTUnwrap(PageCacheBuffer.fileCopy(of: buffer.data(0)))), bytes(5000, seed: 1))
@@ -120,6 +120,36 @@ final class PageCacheBufferTests: XCTestCase {
         let got = try XCTUnwrap(try receiver.readInbound(as: Envelope.self))
         guard case .fitRequest(let request) = got.body else { return XCTFail("got \(got.kind)") }
         XCTAssertEqual(try request.parameters.wireTensors()[0].floats().map(\.bitPattern), floats.map(\.bitPattern))
+    }
+
+    /// A payload whose file can no longer be read (a disk failing under the page cache) fails
+    /// its send with an error that says so, and the connection closes: no signal, no peer
+    /// left waiting for the rest of a transfer. Splitting it for its checksum fails likewise.
+    func testAChunkThatCannotBeReadBackFailsTheSendAndClosesTheConnection() throws {
+        let raw = (0..<(1 << 18)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let buffer = try [raw].withUnsafeBufferPointers { try PageCacheBuffer(directory: directory, contents: $0) }
+        let tensor = try WireTensor(name: "w", shape: [1 << 16], dtype: .float32, bytes: buffer.data(0))
+        let request = Envelope(.fitRequest(.with { $0.round = 1; $0.parameters = Fedkit_V1_Payload([tensor]) }))
+
+        let sender = EmbeddedChannel()
+        try sender.pipeline.syncOperations.addFrameCodec()
+        try sender.pipeline.syncOperations.addHandler(PayloadChunkingHandler(chunker: PayloadChunker(chunkSize: 64 << 10, inlineLimit: 0)))
+        try sender.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        sender.isWritable = false  // the chunks wait, as behind a slow reader
+        let sent = sender.writeAndFlush(request)  // the checksum reads the file while it can
+        XCTAssertNil(try sender.readOutbound(as: ByteBuffer.self))
+        buffer.file.close()
+        sender.isWritable = true
+        sender.pipeline.fireChannelWritabilityChanged()
+        XCTAssertThrowsError(try sent.wait()) { XCTAssertTrue("\($0)".contains("page cache"), "\($0)") }
+        XCTAssertFalse(sender.isActive, "the connection stayed open")
+        var frames = 0
+        while try sender.readOutbound(as: ByteBuffer.self) != nil { frames += 1 }
+        XCTAssertLessThanOrEqual(frames, 1, "chunks went out after the file could not be read")
+
+        XCTAssertThrowsError(try { var c = PayloadChunker(chunkSize: 64 << 10, inlineLimit: 0); _ = try c.split(request) }()) {
+            XCTAssertTrue("\($0)".contains("page cache"), "\($0)")
+        }
     }
 
     func testADirectoryThatCannotHoldTheFileIsNamed() {
