@@ -31,6 +31,30 @@ final class PayloadChecksumTests: XCTestCase {
         }
     }
 
+    /// Long inputs run the hardware path's three interleaved streams (12 KiB at a time) and
+    /// join them: it agrees with the table path for lengths around and across those blocks,
+    /// at every alignment, and continued from any earlier value.
+    func testTheInterleavedHardwarePathAgreesWithTheTablePath() {
+        var rng = SplitMix64(seed: 7)
+        let bytes = (0..<200_000).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        bytes.withUnsafeBytes { all in
+            let block = 3 * 4096
+            var lengths = [block - 1, block, block + 1, 2 * block, 2 * block + 7, 16 * block + 4095, all.count - 64]
+            for _ in 0..<40 { lengths.append(Int(rng.next() % UInt64(all.count - 64))) }
+            for length in lengths {
+                let start = Int(rng.next() % 64), seed = UInt32(truncatingIfNeeded: rng.next())
+                let p = all.baseAddress! + start
+                XCTAssertEqual(fedkit_crc32c(seed, p, length), fedkit_crc32c_portable(seed, p, length), "\(length) bytes at offset \(start)")
+            }
+            var zeros = [UInt8](repeating: 0, count: 5 * block)
+            zeros.withUnsafeMutableBytes { z in
+                XCTAssertEqual(fedkit_crc32c(0, z.baseAddress, z.count), fedkit_crc32c_portable(0, z.baseAddress, z.count))
+                z[z.count - 1] = 1
+                XCTAssertEqual(fedkit_crc32c(0, z.baseAddress, z.count), fedkit_crc32c_portable(0, z.baseAddress, z.count))
+            }
+        }
+    }
+
     private func chunked(checksum: PayloadChecksum) throws -> [Envelope] {
         var chunker = PayloadChunker(chunkSize: 4096, inlineLimit: 0, checksum: checksum)
         return try chunker.split(Envelope(.fitResult(.with {
