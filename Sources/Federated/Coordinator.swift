@@ -472,6 +472,7 @@ public actor Coordinator {
     func waitForAnswers(until deadline: ContinuousClock.Instant) async throws {
         while !expecting.isEmpty && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
+            aggregator?.closeStaleUndoLogs()  // a long wait for stragglers: never to disk
         }
     }
 

@@ -67,6 +67,19 @@ extension WeightedAverage {
     /// Keeps a finished update's log for the next update of this round to write over.
     func finished(_ log: UndoLog) {
         if log.isOpen { idleUndoLogs.append(log) }
+        closeStaleUndoLogs()
+    }
+
+    /// Closes the logs kept for reuse that are older than `UndoLog.reuseNanoseconds`, before
+    /// the system's writeback could put their dirty pages on disk.
+    public func closeStaleUndoLogs() {
+        guard !idleUndoLogs.isEmpty else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        idleUndoLogs.removeAll { log in
+            guard now &- log.created >= UndoLog.reuseNanoseconds else { return false }
+            log.close()
+            return true
+        }
     }
 
     /// Closes the logs kept for reuse: their pages go back to the system, never written to disk.
@@ -262,7 +275,7 @@ final class UndoLog {
 
     /// How long a log is reused: its pages are dirty, and the system writes dirty pages to
     /// disk after 30 s by default; closed sooner, they never reach it.
-    static let reuseNanoseconds: UInt64 = 20_000_000_000
+    nonisolated(unsafe) static var reuseNanoseconds: UInt64 = 20_000_000_000  // var: a test shortens it
 
     init(directory: String) throws {
         file = try UnnamedFile(directory: directory)

@@ -31,7 +31,7 @@ final class AllocatorTests: XCTestCase {
 
     /// With the daemons' settings the memory of a freed frame serves the next one: no page
     /// faults after the first. With the mapping threshold fixed and glibc's default trim
-    /// threshold (128 KiB, below a frame), each frame faults all its 65 pages in again.
+    /// threshold (128 KiB, below a frame), frames fault their 65 pages in again and again.
     func testFrameSizedBuffersAreNotFaultedInAgainForEveryFrame() throws {
         guard let symbol = dlsym(nil, "mallopt") else { throw XCTSkip("glibc's allocator is not in use") }
         let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
@@ -39,7 +39,7 @@ final class AllocatorTests: XCTestCase {
         _ = mallopt(-3, ProcessMemory.largeAllocationThreshold)  // M_MMAP_THRESHOLD fixed, as before
         _ = mallopt(-1, 128 << 10)  // M_TRIM_THRESHOLD: glibc's default
         let trimmed = frameCycles()
-        XCTAssertGreaterThan(trimmed, 200 * 32, "the test does not see the faults it is about")
+        XCTAssertGreaterThan(trimmed, 200 * 10, "the test does not see the faults it is about")  // 6,000-13,000 seen
         ProcessMemory.returnLargeBuffersToTheSystem()
         _ = frameCycles()  // the first frame may fault its pages in
         let kept = frameCycles()

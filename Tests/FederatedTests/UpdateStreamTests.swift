@@ -209,6 +209,27 @@ final class UpdateStreamTests: XCTestCase {
         XCTAssertFalse(logs.contains { $0.isOpen }, "the round ended with undo logs still open")
     }
 
+    /// A log kept for reuse longer than `UndoLog.reuseNanoseconds` is closed (by the
+    /// coordinator's wait for stragglers, or when another update finishes) and not reused:
+    /// its dirty pages never wait long enough for the system to write them to disk.
+    func testALogKeptTooLongIsClosedNotReused() throws {
+        let saved = UndoLog.reuseNanoseconds
+        defer { UndoLog.reuseNanoseconds = saved }
+        UndoLog.reuseNanoseconds = 50_000_000  // 50 ms
+        let updates = randomUpdates(count: 2, seed: 47)
+        let average = WeightedAverage(template: template)
+        let first = try stream(updates[0], weight: 1, client: "a", into: average)
+        average.closeStaleUndoLogs()
+        XCTAssertEqual(average.idleUndoLogs.count, 1, "a fresh log was closed")
+        Thread.sleep(forTimeInterval: 0.1)
+        average.closeStaleUndoLogs()
+        XCTAssertTrue(average.idleUndoLogs.isEmpty)
+        XCTAssertFalse(first.log.isOpen, "a stale log was left open")
+        let second = try stream(updates[1], weight: 1, client: "b", into: average)
+        XCTAssertFalse(second.log === first.log)
+        XCTAssertTrue(second.log.isOpen)
+    }
+
     /// Sums given back at the end of a round read zero, and streamed updates start adding to
     /// them without zeroing them first; sums that were kept (stale) are zeroed. Either way the
     /// next round equals a fresh accumulator, bit for bit, and writing the average closes the
