@@ -92,6 +92,7 @@ public final class PageCacheBuffer: @unchecked Sendable {
         let offset = address - UnsafeRawPointer(base)
         precondition(offset >= 0 && offset + count <= byteCount, "bytes outside the buffer")
         try file.read(into: destination, count: count, at: offset)
+        checksumsLock.withLock { bytesRead += count }
     }
 
     /// Copies `data` into `destination` (`data.count` bytes): read from the file when it is a
@@ -118,6 +119,52 @@ public final class PageCacheBuffer: @unchecked Sendable {
         var copy = Data(count: data.count)
         try copy.withUnsafeMutableBytes { try copyBytes(of: data, into: $0.baseAddress!) }
         return copy
+    }
+
+    /// Checksums of payloads made of this buffer's bytes, by `checksumKey`.
+    private var checksums: [Data: Data] = [:]
+    /// Bytes read from the file so far (for tests).
+    private(set) var bytesRead = 0
+    private let checksumsLock = NSLock()
+
+    func checksum(for key: Data) -> Data? { checksumsLock.withLock { checksums[key] } }
+    func remember(_ checksum: Data, for key: Data) { checksumsLock.withLock { checksums[key] = checksum } }
+
+    /// Bytes of other memory a payload may hold beside a buffer's for its checksum to be kept:
+    /// tensor headers, not data.
+    static let checksumKeyLimit = 64 << 10
+
+    /// For a payload whose pieces are either views of one buffer or small (in all at most
+    /// `checksumKeyLimit` bytes outside it): that buffer, and a key that determines the
+    /// payload's bytes — each small piece's bytes, each view's place in the immutable buffer —
+    /// and the checksum's `kind`. Nil for any other payload.
+    static func checksumKey(_ kind: String, _ pieces: [Data]) -> (buffer: PageCacheBuffer, key: Data)? {
+        guard !registry.isEmpty else { return nil }
+        var owner: PageCacheBuffer?
+        var key = Data(kind.utf8)
+        var outside = 0
+        func append(_ value: Int) { withUnsafeBytes(of: UInt64(value).littleEndian) { key.append(contentsOf: $0) } }
+        for piece in pieces {
+            let found: PageCacheBuffer?? = piece.withUnsafeBytes { bytes in
+                guard let start = bytes.baseAddress, let b = registry.owner(of: start) else { return .some(nil) }
+                if let owner, owner !== b { return .none }  // two buffers: not kept
+                return .some(b)
+            }
+            guard let found else { return nil }
+            if let b = found {
+                owner = b
+                key.append(1)
+                append(piece.withUnsafeBytes { $0.baseAddress! - UnsafeRawPointer(b.base) })
+                append(piece.count)
+            } else {
+                outside += piece.count
+                guard outside <= checksumKeyLimit else { return nil }
+                key.append(0)
+                append(piece.count)
+                key.append(piece)
+            }
+        }
+        return owner.map { ($0, key) }
     }
 
     /// Whether `data` is a view of a `PageCacheBuffer`.

@@ -67,32 +67,11 @@ public struct PayloadChunker: Sendable {
 
         let transferID = nextTransferID
         nextTransferID &+= 1
-        var sha256 = SHA256()
-        var crc32c = CRC32C()
-        var scratch: Data?
-        for segment in segments {
-            // Bytes in a PageCacheBuffer are read from its file a MiB at a time into one buffer,
-            // never through its mapping: hashing a served model costs no page faults.
-            let mapped = PageCacheBuffer.isMapped(segment)
-            var at = segment.startIndex
-            while at < segment.endIndex {
-                var piece = segment[at..<min(at + (1 << 20), segment.endIndex)]
-                at = piece.endIndex
-                if mapped {
-                    if scratch == nil { scratch = Data(count: 1 << 20) }
-                    let n = piece.count
-                    do {
-                        try scratch!.withUnsafeMutableBytes { try PageCacheBuffer.copyBytes(of: piece, into: $0.baseAddress!) }
-                    } catch {
-                        throw WireError.encodingFailed(kind: envelope.kind, reason: "its payload could not be read back from the page cache (\(error))")
-                    }
-                    piece = scratch![0..<n]
-                }
-                switch checksum {
-                case .sha256: sha256.update(data: piece)
-                case .crc32c: crc32c.update(piece)
-                }
-            }
+        let digest: Data
+        do {
+            digest = try Self.checksum(checksum, of: segments)
+        } catch {
+            throw WireError.encodingFailed(kind: envelope.kind, reason: "its payload could not be read back from the page cache (\(error))")
         }
 
         var envelopes: [Envelope] = []
@@ -145,13 +124,53 @@ public struct PayloadChunker: Sendable {
         reference.chunkCount = index
         reference.totalBytes = UInt64(total)
         switch checksum {
-        case .sha256: reference.sha256 = Data(sha256.finalize())
-        case .crc32c: reference.crc32C = crc32c.bigEndianBytes
+        case .sha256: reference.sha256 = digest
+        case .crc32c: reference.crc32C = digest
         }
         var carrier = envelope
         carrier.payload = Fedkit_V1_Payload.with { $0.content = .chunked(reference) }
         if streamed { envelopes.insert(carrier, at: 0) } else { envelopes.append(carrier) }
         return envelopes
+    }
+
+    /// The checksum of the concatenated `segments`, as the chunked reference carries it.
+    ///
+    /// Bytes in a `PageCacheBuffer` are read from its file a MiB at a time into one buffer,
+    /// never through its mapping (no page faults). A payload made of such bytes and small
+    /// headers — the model a coordinator serves to every client — is hashed once: the result is
+    /// kept with the buffer, under a key made of the headers' bytes and the data's places in it.
+    /// - Throws: `UnnamedFile.IOError` when the buffer's file cannot be read.
+    static func checksum(_ kind: PayloadChecksum, of segments: [Data]) throws -> Data {
+        let cache = PageCacheBuffer.checksumKey(kind.rawValue, segments)
+        if let cache, let known = cache.buffer.checksum(for: cache.key) { return known }
+        var sha256 = SHA256()
+        var crc32c = CRC32C()
+        var scratch: Data?
+        for segment in segments {
+            let mapped = PageCacheBuffer.isMapped(segment)
+            var at = segment.startIndex
+            while at < segment.endIndex {
+                var piece = segment[at..<min(at + (1 << 20), segment.endIndex)]
+                at = piece.endIndex
+                if mapped {
+                    if scratch == nil { scratch = Data(count: 1 << 20) }
+                    let n = piece.count
+                    try scratch!.withUnsafeMutableBytes { try PageCacheBuffer.copyBytes(of: piece, into: $0.baseAddress!) }
+                    piece = scratch![0..<n]
+                }
+                switch kind {
+                case .sha256: sha256.update(data: piece)
+                case .crc32c: crc32c.update(piece)
+                }
+            }
+        }
+        let digest: Data
+        switch kind {
+        case .sha256: digest = Data(sha256.finalize())
+        case .crc32c: digest = crc32c.bigEndianBytes
+        }
+        cache?.buffer.remember(digest, for: cache!.key)
+        return digest
     }
 
     /// The protobuf serialization of `set` as consecutive pieces whose concatenation is exactly

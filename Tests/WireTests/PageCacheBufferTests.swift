@@ -152,6 +152,50 @@ final class PageCacheBufferTests: XCTestCase {
         }
     }
 
+    /// The checksum of a payload served from a buffer is computed once and kept: the same
+    /// tensors sent again read only their chunks from the file, not the whole payload a second
+    /// time for its checksum, while tensors with other headers or another checksum over the same
+    /// bytes are hashed afresh; every one of them checks out at the receiver.
+    func testAServedPayloadsChecksumIsComputedOnceAndKeptByItsBytes() throws {
+        let floats = (0..<(1 << 18)).map { Float($0) * 0.5 }
+        let raw = floats.withUnsafeBytes { [UInt8]($0) }
+        let buffer = try [raw].withUnsafeBufferPointers { try PageCacheBuffer(directory: directory, contents: $0) }
+        func request(_ name: String) throws -> Envelope {
+            let tensor = try WireTensor(name: name, shape: [1 << 18], dtype: .float32, bytes: buffer.data(0))
+            return Envelope(.fitRequest(.with { $0.round = 1; $0.parameters = Fedkit_V1_Payload([tensor]) }))
+        }
+        func reference(_ envelopes: [Envelope]) throws -> Fedkit_V1_ChunkedPayload {
+            for e in envelopes { if case .fitRequest(let r) = e.body, case .chunked(let c)? = r.parameters.content { return c } }
+            throw XCTSkip("no chunked reference")
+        }
+        func received(_ envelopes: [Envelope]) throws -> [Float] {
+            var assembler = PayloadAssembler()
+            for e in envelopes { if let whole = try assembler.receive(e), case .fitRequest(let r) = whole.body { return try r.parameters.wireTensors()[0].floats() } }
+            throw XCTSkip("not reassembled")
+        }
+        /// Bytes `body` read from the buffer's file.
+        func read(_ body: () throws -> [Envelope]) rethrows -> (Int, [Envelope]) {
+            let before = buffer.bytesRead
+            let envelopes = try body()
+            return (buffer.bytesRead - before, envelopes)
+        }
+        var crc = PayloadChunker(chunkSize: 64 << 10, inlineLimit: 0, checksum: .crc32c)
+        var sha = PayloadChunker(chunkSize: 64 << 10, inlineLimit: 0, checksum: .sha256)
+        let (firstRead, first) = try read { try crc.split(try request("w")) }
+        XCTAssertGreaterThanOrEqual(firstRead, raw.count, "the first checksum did not read the payload")
+        let (againRead, again) = try read { try crc.split(try request("w")) }
+        XCTAssertLessThan(againRead, 64 << 10, "the same payload was hashed again")
+        XCTAssertEqual(try reference(again).crc32C, try reference(first).crc32C)
+        let (otherRead, other) = try read { try crc.split(try request("v")) }
+        XCTAssertGreaterThanOrEqual(otherRead, raw.count, "a payload with another header took a kept checksum")
+        XCTAssertNotEqual(try reference(other).crc32C, try reference(first).crc32C)
+        let (shaRead, _) = try read { try sha.split(try request("w")) }
+        XCTAssertGreaterThanOrEqual(shaRead, raw.count, "SHA-256 took the CRC's kept checksum")
+        for envelopes in [first, again, other] {
+            XCTAssertEqual(try received(envelopes).map(\.bitPattern), floats.map(\.bitPattern))
+        }
+    }
+
     func testADirectoryThatCannotHoldTheFileIsNamed() {
         XCTAssertThrowsError(try [bytes(10, seed: 0)].withUnsafeBufferPointers {
             try PageCacheBuffer(directory: "/nonexistent-fedkit-dir", contents: $0)
