@@ -49,12 +49,41 @@ uint32_t fedkit_crc32c_portable(uint32_t crc, const void *data, size_t length) {
     return ~c;
 }
 
+// The CPU's CRC32 instruction, one byte or eight at a time, where there is one.
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <nmmintrin.h>
+#define HARDWARE 1
+#define HARDWARE_TARGET __attribute__((target("sse4.2")))
+#define STEP8(c, byte) _mm_crc32_u8((uint32_t)(c), (byte))
+#define STEP64(c, word) _mm_crc32_u64((c), (word))
+
+static int has_hardware(void) {
+    static int cached = -1;
+    int known = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (known < 0) {
+        unsigned a, b, c, d;
+        known = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2) ? 1 : 0;
+        __atomic_store_n(&cached, known, __ATOMIC_RELAXED);
+    }
+    return known;
+}
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
+#include <arm_acle.h>
+#define HARDWARE 1
+#define HARDWARE_TARGET
+#define STEP8(c, byte) __crc32cb((uint32_t)(c), (byte))
+#define STEP64(c, word) __crc32cd((uint32_t)(c), (word))
+
+static int has_hardware(void) { return 1; }
+#endif
+
+#ifdef HARDWARE
 // Combining streams. The CRC register (before the final inversion) is linear: running
 // bytes B from state s gives shift(s, |B|) ^ run(B from 0), where shift(s, n) multiplies s
-// by x^(8n) modulo the polynomial. The hardware paths below run three streams of `STREAM`
-// bytes at once (the CRC32 instruction's latency is three times its throughput) and join
-// them with shift tables for STREAM bytes, built once.
-#if defined(__x86_64__) || (defined(__aarch64__) && defined(__ARM_FEATURE_CRC32))
+// by x^(8n) modulo the polynomial. The hardware path runs three streams of `STREAM` bytes at
+// once (the CRC32 instruction's latency is three times its throughput) and joins them with
+// shift tables for STREAM bytes, built once.
 #define STREAM 4096
 
 /// a * b modulo the polynomial, bit-reflected (bit 31 is x^0).
@@ -84,16 +113,11 @@ static inline uint32_t shift_stream(uint32_t c) {
     return shift_table[0][c & 0xFF] ^ shift_table[1][(c >> 8) & 0xFF] ^ shift_table[2][(c >> 16) & 0xFF] ^
            shift_table[3][c >> 24];
 }
-#endif
 
-#if defined(__x86_64__)
-#include <cpuid.h>
-#include <nmmintrin.h>
-
-__attribute__((target("sse4.2")))
+HARDWARE_TARGET
 static uint32_t crc32c_hardware(uint32_t crc, const uint8_t *p, size_t length) {
     uint64_t c = ~crc;
-    while (length && ((uintptr_t)p & 7)) { c = _mm_crc32_u8((uint32_t)c, *p++); length--; }
+    while (length && ((uintptr_t)p & 7)) { c = STEP8(c, *p++); length--; }
     if (length >= 3 * STREAM && !__atomic_load_n(&shift_ready, __ATOMIC_ACQUIRE)) build_shift_table();  // idempotent if raced
     while (length >= 3 * STREAM) {
         uint64_t c1 = 0, c2 = 0, v0, v1, v2;
@@ -101,9 +125,9 @@ static uint32_t crc32c_hardware(uint32_t crc, const uint8_t *p, size_t length) {
             memcpy(&v0, p, 8);
             memcpy(&v1, p + STREAM, 8);
             memcpy(&v2, p + 2 * STREAM, 8);
-            c = _mm_crc32_u64(c, v0);
-            c1 = _mm_crc32_u64(c1, v1);
-            c2 = _mm_crc32_u64(c2, v2);
+            c = STEP64(c, v0);
+            c1 = STEP64(c1, v1);
+            c2 = STEP64(c2, v2);
         }
         c = shift_stream((uint32_t)c) ^ (uint32_t)c1;
         c = shift_stream((uint32_t)c) ^ (uint32_t)c2;
@@ -113,59 +137,13 @@ static uint32_t crc32c_hardware(uint32_t crc, const uint8_t *p, size_t length) {
     while (length >= 8) {
         uint64_t v;
         memcpy(&v, p, 8);
-        c = _mm_crc32_u64(c, v);
+        c = STEP64(c, v);
         p += 8;
         length -= 8;
     }
-    while (length--) c = _mm_crc32_u8((uint32_t)c, *p++);
+    while (length--) c = STEP8(c, *p++);
     return ~(uint32_t)c;
 }
-
-static int has_hardware(void) {
-    static int cached = -1;
-    int known = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (known < 0) {
-        unsigned a, b, c, d;
-        known = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2) ? 1 : 0;
-        __atomic_store_n(&cached, known, __ATOMIC_RELAXED);
-    }
-    return known;
-}
-#elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32)
-#include <arm_acle.h>
-
-static uint32_t crc32c_hardware(uint32_t crc, const uint8_t *p, size_t length) {
-    uint32_t c = ~crc;
-    while (length && ((uintptr_t)p & 7)) { c = __crc32cb(c, *p++); length--; }
-    if (length >= 3 * STREAM && !__atomic_load_n(&shift_ready, __ATOMIC_ACQUIRE)) build_shift_table();  // idempotent if raced
-    while (length >= 3 * STREAM) {
-        uint32_t c1 = 0, c2 = 0;
-        uint64_t v0, v1, v2;
-        for (const uint8_t *end = p + STREAM; p < end; p += 8) {
-            memcpy(&v0, p, 8);
-            memcpy(&v1, p + STREAM, 8);
-            memcpy(&v2, p + 2 * STREAM, 8);
-            c = __crc32cd(c, v0);
-            c1 = __crc32cd(c1, v1);
-            c2 = __crc32cd(c2, v2);
-        }
-        c = shift_stream(c) ^ c1;
-        c = shift_stream(c) ^ c2;
-        p += 2 * STREAM;
-        length -= 3 * STREAM;
-    }
-    while (length >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        c = __crc32cd(c, v);
-        p += 8;
-        length -= 8;
-    }
-    while (length--) c = __crc32cb(c, *p++);
-    return ~c;
-}
-
-static int has_hardware(void) { return 1; }
 #else
 static uint32_t crc32c_hardware(uint32_t crc, const uint8_t *p, size_t length) {
     return fedkit_crc32c_portable(crc, p, length);
