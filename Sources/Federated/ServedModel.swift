@@ -8,8 +8,8 @@ import Wire
 /// the model's own memory is given back (its tensors read as zero meanwhile).
 ///
 /// The server then holds the running sums, not the sums and the model: the page cache keeps
-/// the model, and can write it to disk and reuse the memory when memory is short. A send maps
-/// only the pages it is encoding. The model's tensors get their values back from the
+/// the model, and can write it to disk and reuse the memory when memory is short. Chunked
+/// sends read it from the file, not through the mapping. The model's tensors get their values back from the
 /// round's average (`WeightedAverage.writeAverage`), or from here (`restore`) when the round
 /// ends without one.
 final class ServedModel {
@@ -43,6 +43,6 @@ final class ServedModel {
         for (i, e) in entries.enumerated() { try buffer.copy(i, into: e.value.data) }
     }
 
-    /// Drops every page of it this process still maps (a send may leave a few).
+    /// Drops every page of it this process still maps (an unchunked send reads its mapping).
     func releasePages() { buffer.releaseAll() }
 }

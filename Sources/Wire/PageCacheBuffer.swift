@@ -14,8 +14,8 @@ import Glibc
 /// The page cache keeps the bytes (every send reads them from there without a disk access),
 /// and the kernel can write them to the file's disk and reuse the memory when it is short,
 /// which it cannot do with anonymous memory without swap. Pages that are read through the
-/// mapping can be dropped again (`release`, `releaseAll`): a shared mapping reads the file's
-/// contents again on the next access, so dropping is always safe.
+/// mapping can be dropped again (`releaseAll`): a shared mapping reads the file's contents
+/// again on the next access, so dropping is always safe.
 ///
 /// On a file system that keeps files in memory (`UnnamedFile.isMemoryBacked`) nothing is
 /// saved: use the bytes where they are instead. Reading the file from a disk that fails
@@ -74,16 +74,8 @@ public final class PageCacheBuffer: @unchecked Sendable {
         try file.read(into: destination, count: segments[i].count, at: segments[i].offset)
     }
 
-    /// Drops this process's mapping of every page that `bytes` (inside the mapping) touches.
-    public func release(_ bytes: UnsafeRawBufferPointer) {
-        guard let start = bytes.baseAddress, bytes.count > 0 else { return }
-        let page = Self.pageSize
-        let lo = max(start - UnsafeRawPointer(base), 0) / page * page
-        let hi = min((start + bytes.count - UnsafeRawPointer(base) + page - 1) / page * page, byteCount)
-        if hi > lo { madvise(base + lo, hi - lo, MADV_DONTNEED) }
-    }
-
-    /// Drops this process's mapping of all of it.
+    /// Drops this process's mapping of all of it (pages read through views: a payload small
+    /// enough to go unchunked is encoded from its mapping).
     public func releaseAll() { madvise(base, byteCount, MADV_DONTNEED) }
 
     /// Reads `count` bytes of the mapping at `address` from the file instead (pread): the

@@ -8,8 +8,8 @@ import NIOCore
 /// is written (and flushed) only while the channel is writable, the rest waits here as views of
 /// the payload, so a peer that reads slowly holds about one chunk of this side's memory, not a
 /// whole model of encoded frames and ciphertext. Envelopes written meanwhile queue behind the
-/// run, in order. A chunk read from a `PageCacheBuffer` gives its pages back to the page cache
-/// as soon as it is encoded. Inbound, each `Envelope` goes through a `PayloadAssembler`;
+/// run, in order. A chunk of a `PageCacheBuffer` is read from its file just before it is
+/// encoded, never through its mapping. Inbound, each `Envelope` goes through a `PayloadAssembler`;
 /// chunks are absorbed and a payload-carrying envelope is passed on only once its payload is
 /// complete and verified. A `WireError` from the assembler is fired through `errorCaught`, so
 /// the session handler can answer and close. With `ReceivePermits`, a chunked payload is

@@ -308,7 +308,7 @@ final class FederationTests: XCTestCase {
                                    coordinator: { seen.coordinator = $0 })
             XCTFail("a round with one answer of two required aggregated")
         } catch FederatedError.roundAttemptsExhausted(round: 1, attempts: 1, answered: 1, required: 2) {}
-        let global = await try XCTUnwrap(seen.coordinator).globalState()
+        let global = try await XCTUnwrap(seen.coordinator).globalState()
         let initial = try c.model.build()
         for e in initial.entries { XCTAssertEqual(global[e.name]?.values, e.value.values, "\(e.name) is not what it was") }
     }
