@@ -82,13 +82,14 @@ public struct FrameCodec: ByteToMessageDecoder, MessageToByteEncoder, Sendable {
     /// - Throws: `WireError.frameTooLarge` when the body exceeds `maximumFrameSize`,
     ///   `WireError.encodingFailed` when SwiftProtobuf refuses the message.
     public func encodeFrame(_ envelope: Envelope) throws -> ByteBuffer {
-        let serialized: ProtobufBuffer
+        // The buffer is taken out of the temporary wrapper, never held twice: writing the
+        // header into a buffer still referenced elsewhere would copy the whole frame.
+        var frame: ByteBuffer
         do {
-            serialized = try envelope.serializedBytes()
+            frame = try (envelope.serializedBytes() as ProtobufBuffer).buffer
         } catch {
             throw WireError.encodingFailed(kind: envelope.kind, reason: "\(error)")
         }
-        var frame = serialized.buffer
         let length = frame.readableBytes
         guard length <= maximumFrameSize else {
             throw WireError.frameTooLarge(length: length, limit: maximumFrameSize)

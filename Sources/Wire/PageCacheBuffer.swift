@@ -108,9 +108,15 @@ public final class PageCacheBuffer: @unchecked Sendable {
     /// - Throws: `UnnamedFile.IOError` when the file cannot be read.
     public static func fileCopy(of data: Data) throws -> Data? {
         guard !registry.isEmpty, !data.isEmpty, isMapped(data) else { return nil }
-        var copy = Data(count: data.count)
-        try copy.withUnsafeMutableBytes { try copyBytes(of: data, into: $0.baseAddress!) }
-        return copy
+        // Uninitialized (not `Data(count:)`, which zeroes every byte the read then overwrites).
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: data.count, alignment: 16)
+        do {
+            try copyBytes(of: data, into: bytes)
+        } catch {
+            bytes.deallocate()
+            throw error
+        }
+        return Data(bytesNoCopy: bytes, count: data.count, deallocator: .custom { p, _ in p.deallocate() })
     }
 
     /// Checksums of payloads made of this buffer's bytes, by `checksumKey`.
