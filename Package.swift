@@ -109,6 +109,8 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ], exclude: ["Interop"]),
         .testTarget(name: "FederatedTests", dependencies: ["Federated", "Transport", "Wire", "NN", "Data"]),
         // Runs the built fed-sim, fed-server and fed-client executables end to end.

@@ -6,8 +6,10 @@ import Transport
 /// client's identity). For `fed-sim` and tests on one machine; real federations use
 /// `cluster/certs.sh`, whose CA key can be kept offline.
 public enum EphemeralCertificates {
-    /// Writes ca.crt, server.crt/.key and NAME.crt/.key for every client into `directory`.
-    public static func write(to directory: String, clients: [String], validFor seconds: TimeInterval = 7 * 86_400) throws {
+    /// Writes ca.crt, server.crt/.key and NAME.crt/.key for every client into `directory`,
+    /// valid for 90 days by default: the daemons warn of certificates that expire within 30.
+    /// The CA's key is never written, so nothing else can be signed with it.
+    public static func write(to directory: String, clients: [String], validFor seconds: TimeInterval = 90 * 86_400) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let pki = try EphemeralPKI(name: "FedKit simulation CA", validFor: seconds)
         try save(pki.ca.serializeAsPEM().pemString, "\(directory)/ca.crt")

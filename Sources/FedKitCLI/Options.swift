@@ -22,14 +22,31 @@ public struct TLSOptions: ParsableArguments {
     public var ca: String?
     public init() {}
 
-    /// Loads the three files (from flags or the config file).
-    public func credentials(_ config: ConfigFile) throws -> Credentials {
+    /// Loads the three files (from flags or the config file) and checks them against each
+    /// other for `role` (see `Credentials.check`), logging its warnings; a server logs the
+    /// names its certificate covers.
+    public func credentials(_ config: ConfigFile, role: Credentials.Role, logger: Logger) throws -> Credentials {
         guard let cert = try config.resolve(cert, "cert"), let key = try config.resolve(key, "key"),
               let ca = try config.resolve(ca, "ca") else {
             throw ValidationError("--cert, --key and --ca are required: FedKit only speaks mutual TLS (create them with cluster/certs.sh)")
         }
-        do { return try Credentials.load(certificateFile: cert, keyFile: key, caFile: ca) }
-        catch { throw ValidationError("cannot load TLS credentials (--cert \(cert), --key \(key), --ca \(ca)): \(error)") }
+        return try Self.load(cert: cert, key: key, ca: ca, role: role, logger: logger)
+    }
+
+    /// Loads and checks one member's files; errors name the flags and files.
+    public static func load(cert: String, key: String, ca: String, role: Credentials.Role, logger: Logger) throws -> Credentials {
+        let credentials: Credentials, check: Credentials.Check
+        do {
+            credentials = try Credentials.load(certificateFile: cert, keyFile: key, caFile: ca)
+            check = try Credentials.check(certificateFile: cert, keyFile: key, caFile: ca, role: role)
+        } catch {
+            throw ValidationError("cannot use TLS credentials (--cert \(cert), --key \(key), --ca \(ca)): \(error)")
+        }
+        for warning in check.warnings { logger.warning("\(warning)") }
+        if role == .server, !check.names.isEmpty {
+            logger.info("server certificate covers \(check.names.joined(separator: ", ")): clients must dial one of these")
+        }
+        return credentials
     }
 }
 

@@ -33,6 +33,9 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
     case connectFailed(attempts: Int, lastError: String)
     /// A certificate or key could not be loaded.
     case credentialsUnreadable(path: String, reason: String)
+    /// Credentials that load but cannot work: a key of another certificate, a certificate
+    /// not signed by the federation CA, expired, or meant for the other role.
+    case credentialsRefused(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -62,6 +65,8 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
             return "could not connect after \(attempts) attempt(s); last error: \(lastError)"
         case let .credentialsUnreadable(path, reason):
             return "cannot read TLS credentials from \(path): \(reason)"
+        case let .credentialsRefused(path, reason):
+            return "\(path): \(reason)"
         }
     }
 

@@ -46,7 +46,7 @@ struct FedClient: AsyncParsableCommand {
                                strategy: kind, file: file, logger: logger)
             return
         }
-        let credentials = try tls.credentials(file)
+        let credentials = try tls.credentials(file, role: .client, logger: logger)
         let clientName = try file.resolve(name, "name") ?? credentials.commonName ?? "client"
         logger[metadataKey: "client"] = "\(clientName)"
         let spec = try model.spec(strategy: kind, file)
@@ -94,11 +94,9 @@ struct FedClient: AsyncParsableCommand {
             var d = dataOptions
             d.data = "\(source):\(name[..<dash])"
             d.partition = "\(shard)/\(k)"
-            let creds: Credentials
-            do { creds = try Credentials.load(certificateFile: "\(dir)/\(name).crt", keyFile: "\(dir)/\(name).key", caFile: ca) }
-            catch { throw ValidationError("cannot load the credentials of \(name) from \(dir): \(error)") }
             var clientLogger = logger
             clientLogger[metadataKey: "client"] = "\(name)"
+            let creds = try TLSOptions.load(cert: "\(dir)/\(name).crt", key: "\(dir)/\(name).key", ca: ca, role: .client, logger: clientLogger)
             let runtime = try ClientRuntime(name: name, spec: spec, data: try d.load(file), stateDirectory: "\(root)/\(name)", logger: clientLogger)
             runtimes.append((runtime, try connectionConfiguration(runtime, credentials: creds, file: file, logger: clientLogger)))
         }

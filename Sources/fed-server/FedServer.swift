@@ -90,7 +90,7 @@ struct FedServer: AsyncParsableCommand {
         c.maxUpdateNorm = try file.resolve(maxUpdateNorm, "max-update-norm")
         do { try c.validate() } catch { throw ValidationError("\(error)") }
 
-        var serverConfig = ServerConfiguration.mutualTLS(credentials: try tls.credentials(file))
+        var serverConfig = ServerConfiguration.mutualTLS(credentials: try tls.credentials(file, role: .server, logger: logger))
         if let names = try file.resolve(allow, "allow") {
             serverConfig.allowedClients = Set(names.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         }

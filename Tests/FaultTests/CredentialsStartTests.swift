@@ -1,0 +1,49 @@
+import FedKitCLI
+import Foundation
+import XCTest
+
+/// The daemons refuse, before listening or dialling, credentials that load but cannot work,
+/// naming the file; good ones start as before.
+final class CredentialsStartTests: XCTestCase {
+    func testDaemonsRefuseCredentialsThatCannotWork() throws {
+        let federation = try DaemonFederation(name: "credentials", clients: ["mnist-0"])
+        defer { federation.stopAll() }
+        let pki = federation.certificates
+        func run(_ executable: String, _ label: String, _ arguments: [String]) throws -> (status: Int32, log: String) {
+            let d = try Daemon(label: label, executable: federation.binaries + "/" + executable, arguments: arguments,
+                               log: "\(federation.root)/\(label).log")
+            let status = try d.waitForExit(timeout: 60)
+            return (status, d.text)
+        }
+        let server = ["--port", "0", "--host", "127.0.0.1", "--rounds", "1", "--state-dir", federation.root + "/server"]
+
+        // The server given a client's key for its own certificate.
+        let wrongKey = try run("fed-server", "wrong-key", server + ["--cert", "\(pki)/server.crt", "--key", "\(pki)/mnist-0.key", "--ca", "\(pki)/ca.crt"])
+        XCTAssertNotEqual(wrongKey.status, 0)
+        XCTAssertTrue(wrongKey.log.contains("\(pki)/mnist-0.key: the key does not belong to \(pki)/server.crt"), wrongKey.log)
+        XCTAssertFalse(wrongKey.log.contains("listening"), wrongKey.log)
+
+        // The server given a client's certificate.
+        let clientCert = try run("fed-server", "client-cert", server + ["--cert", "\(pki)/mnist-0.crt", "--key", "\(pki)/mnist-0.key", "--ca", "\(pki)/ca.crt"])
+        XCTAssertNotEqual(clientCert.status, 0)
+        XCTAssertTrue(clientCert.log.contains("is not a server certificate"), clientCert.log)
+
+        // A client whose CA file is another federation's.
+        let other = federation.root + "/other"
+        try EphemeralCertificates.write(to: other, clients: [])
+        let client = ["--server", "127.0.0.1:9", "--data", "digits5:mnist", "--train-count", "10", "--test-count", "10",
+                      "--state-dir", federation.root + "/client", "--max-attempts", "1"]
+        let otherCA = try run("fed-client", "other-ca", client + ["--cert", "\(pki)/mnist-0.crt", "--key", "\(pki)/mnist-0.key", "--ca", "\(other)/ca.crt"])
+        XCTAssertNotEqual(otherCA.status, 0)
+        XCTAssertTrue(otherCA.log.contains("is not signed by the federation CA in \(other)/ca.crt"), otherCA.log)
+        XCTAssertFalse(otherCA.log.contains("connecting to"), otherCA.log)
+
+        // Good credentials: the server starts, names its hosts, and warns of nothing.
+        let good = try Daemon(label: "good", executable: federation.binaries + "/fed-server",
+                              arguments: server + federation.tls("server"), log: "\(federation.root)/good.log")
+        defer { good.killNow() }
+        try federation.waitForLine(good, containing: "listening on 127.0.0.1:", timeout: 60)
+        XCTAssertTrue(good.text.contains("server certificate covers DNS:localhost, IP:127.0.0.1"), good.text)
+        XCTAssertFalse(good.text.contains("expires at"), good.text)
+    }
+}
