@@ -66,22 +66,14 @@ let package = Package(
             "Federated", "Data", "NN", "Tensor", "Transport", "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
         ]),
         // Thin executables.
-        .executableTarget(name: "fed-server", dependencies: [
-            "FedKitCLI", "Federated", "Transport", "Wire",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .executableTarget(name: "fed-client", dependencies: [
-            "FedKitCLI", "Federated", "Tensor", "Transport", "Wire",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "NIOCore", package: "swift-nio"),
-        ]),
+        .executableTarget(name: "fed-server", dependencies: ["FedKitCLI"]),
+        .executableTarget(name: "fed-client", dependencies: ["FedKitCLI"]),
         .executableTarget(name: "fed-sim", dependencies: [
             "FedKitCLI", "Federated", "Data", "NN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
