@@ -71,10 +71,26 @@ public enum AtomicFile {
         return removed
     }
 
-    /// Creates `path` and its parents if needed.
-    /// - Throws: `FederatedError.writeFailed` when it cannot.
+    /// Creates `path` and its parents if needed (mode 0755, less the umask).
+    /// - Throws: `FederatedError.directoryUnusable` saying why it cannot: the system's reason
+    ///   (no such parent, not a directory, permission denied, read-only file system), or a
+    ///   file in the way.
     public static func makeDirectory(_ path: String) throws {
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
-        catch { throw FederatedError.writeFailed(path: path, reason: "\(error.localizedDescription)") }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw FederatedError.directoryUnusable(path: path, reason: "a file, not a directory, is there") }
+            return
+        }
+        // mkdir(2) for each missing ancestor, so that the failure is the system's own words.
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw FederatedError.directoryUnusable(path: path, reason: String(cString: strerror(errno)))
+            }
+        }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw FederatedError.directoryUnusable(path: path, reason: String(cString: strerror(ENOTDIR)))
+        }
     }
 }

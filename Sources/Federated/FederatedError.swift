@@ -4,6 +4,8 @@ public enum FederatedError: Error, Equatable, CustomStringConvertible {
     case badUpdate(client: String, round: UInt64, reason: String)
     /// A file could not be written; the previous version is intact.
     case writeFailed(path: String, reason: String)
+    /// A state directory could not be created.
+    case directoryUnusable(path: String, reason: String)
     /// A checkpoint or state file is unreadable or corrupt.
     case corruptFile(path: String, reason: String)
     /// A configuration that cannot run, with the values that conflict.
@@ -22,6 +24,8 @@ public enum FederatedError: Error, Equatable, CustomStringConvertible {
             return "client \"\(client)\" sent an unusable update for round \(round): \(reason)"
         case let .writeFailed(path, reason):
             return "could not write \(path): \(reason); the previous file is kept"
+        case let .directoryUnusable(path, reason):
+            return "cannot create the directory \(path): \(reason)"
         case let .corruptFile(path, reason):
             return "\(path) is not a valid FedKit file: \(reason)"
         case let .invalidConfiguration(message):

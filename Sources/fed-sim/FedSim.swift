@@ -173,7 +173,7 @@ struct SimOptions: ParsableArguments {
     func simulateSeed(_ strategies: [StrategyKind]) throws -> (results: [SimulationResult], skipped: [String: String]) {
         let binaries = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
             .deletingLastPathComponent().path
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        do { try AtomicFile.makeDirectory(out) } catch { throw ValidationError("--out: \(error)") }
         let certs = "\(out)/certs"
         let allClients = try plan(strategies[0]).clients.map(\.name)
         try EphemeralCertificates.write(to: certs, clients: allClients)

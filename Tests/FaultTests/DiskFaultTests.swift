@@ -155,6 +155,31 @@ final class DiskFaultTests: XCTestCase {
         XCTAssertTrue(log.contains(dir.reason), log)
         XCTAssertFalse(log.contains("round 1/2:"), "the server reported a round it could not checkpoint")
     }
+
+    /// A state directory that cannot be created is named with the system's reason, or with
+    /// the file standing in its place; one that exists is used as it is.
+    func testAStateDirectoryThatCannotBeCreatedSaysWhy() throws {
+        let root = NSTemporaryDirectory() + "state-dir-\(UUID().uuidString)"
+        try AtomicFile.makeDirectory(root + "/a/b")
+        XCTAssertNoThrow(try AtomicFile.makeDirectory(root + "/a/b"))
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        FileManager.default.createFile(atPath: root + "/file", contents: Foundation.Data([1]))
+        func reason(_ path: String) -> String {
+            do {
+                try AtomicFile.makeDirectory(path)
+            } catch FederatedError.directoryUnusable(let p, let reason) {
+                XCTAssertEqual(p, path)
+                return reason
+            } catch {
+                XCTFail("unexpected error \(error)")
+            }
+            return ""
+        }
+        XCTAssertEqual(reason(root + "/file"), "a file, not a directory, is there")
+        XCTAssertEqual(reason(root + "/file/below"), String(cString: strerror(ENOTDIR)))
+        XCTAssertEqual(reason("/proc/fedkit-\(getpid())"), String(cString: strerror(ENOENT)))
+        XCTAssertEqual("\(FederatedError.directoryUnusable(path: "/x", reason: "y"))", "cannot create the directory /x: y")
+    }
 }
 
 /// A value set inside a callback and read afterwards.
