@@ -33,8 +33,7 @@ public struct ClientCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        let file = try config.map { try ConfigFile(path: $0) } ?? ConfigFile()
-        try file.requireKnownKeys()
+        let file = try ConfigFile.load(config)
         var logger = logging.bootstrap("fed-client")
         let kind = StrategyKind(rawValue: try file.resolve(strategy?.rawValue, "strategy", StrategyKind.fedavg.rawValue)) ?? .fedavg
         guard let address = try file.resolve(server, "server"), let colon = address.lastIndex(of: ":"),

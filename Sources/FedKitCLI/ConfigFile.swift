@@ -46,6 +46,15 @@ public struct ConfigFile: Sendable {
         }
     }
 
+    /// The daemons' configuration: the file at `path` (its keys checked against
+    /// `federationKeys`), or an empty one.
+    public static func load(_ path: String?) throws -> ConfigFile {
+        guard let path else { return ConfigFile() }
+        let file = try ConfigFile(path: path)
+        try file.requireKnownKeys()
+        return file
+    }
+
     /// The keys a federation's configuration file may hold: fed-server's and fed-client's
     /// options, since one file may configure both (each daemon takes the keys it knows).
     public static var federationKeys: Set<String> {

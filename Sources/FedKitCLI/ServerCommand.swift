@@ -52,8 +52,7 @@ public struct ServerCommand: AsyncParsableCommand {
 
     public func run() async throws {
         ProcessMemory.returnLargeBuffersToTheSystem()
-        let file = try config.map { try ConfigFile(path: $0) } ?? ConfigFile()
-        try file.requireKnownKeys()
+        let file = try ConfigFile.load(config)
         let logger = logging.bootstrap("fed-server")
         if let raised = ProcessLimits.raiseOpenFileLimit() {  // one descriptor per client
             logger.debug("open-file limit raised from \(raised.before) to \(raised.after)")
