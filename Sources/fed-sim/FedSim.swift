@@ -66,6 +66,18 @@ struct SimOptions: ParsableArguments {
         if let b = maxUpdateNorm, !(b.isFinite && b > 0) { throw ValidationError("--max-update-norm (\(b)) must be a positive number") }
         if let d = lrDecay, !(d > 0 && d <= 1) { throw ValidationError("--lr-decay (\(d)) must be in (0, 1]") }
         guard clientsPerProcess >= 1 else { throw ValidationError("--clients-per-process (\(clientsPerProcess)) must be at least 1") }
+        // Checked here too, not only by the daemons: a bad value would otherwise show only as
+        // a server that did not start.
+        guard fraction > 0 && fraction <= 1 else { throw ValidationError("--fraction (\(fraction)) must be in (0, 1]") }
+        guard roundTimeout > 0 && roundTimeout.isFinite else { throw ValidationError("--round-timeout (\(roundTimeout)) must be a positive number of seconds") }
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr (\(lr)) must be a positive number") }
+        if let text = widths {
+            let v = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let expected = ModelSpec.defaultWidths(model).count
+            guard v.count == expected, v.allSatisfy({ ($0 ?? 0) > 0 }) else {
+                throw ValidationError("--widths (\(text)) must be \(expected) comma-separated positive integers for --model \(model.rawValue)")
+            }
+        }
         _ = try clientsPerDomain()
         _ = try seedList()
     }

@@ -33,6 +33,28 @@ final class SimulationTests: XCTestCase {
         return p
     }
 
+    /// Values the daemons would refuse are refused by fed-sim itself, before any process
+    /// starts or any file is written, naming the flag, the value and what is expected.
+    func testBadValuesAreRefusedBeforeAnyProcessStarts() throws {
+        let sim = try executable("fed-sim")
+        let out = temporaryDirectory("bad-values")
+        for (arguments, message) in [
+            (["--fraction", "1.5"], "--fraction (1.5) must be in (0, 1]"),
+            (["--widths", "1,2"], "--widths (1,2) must be 5 comma-separated positive integers for --model digit-cnn"),
+            (["--round-timeout", "0"], "--round-timeout (0.0) must be a positive number of seconds"),
+            (["--lr=-1"], "--lr (-1.0) must be a positive number"),
+        ] {
+            let log = out + ".log"
+            let p = try run(sim, ["run"] + arguments + ["--out", out], log: log)
+            p.waitUntilExit()
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            XCTAssertNotEqual(p.terminationStatus, 0, "\(arguments)")
+            XCTAssertTrue(text.contains(message), text)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(arguments) created \(out)")
+            try? FileManager.default.removeItem(atPath: log)
+        }
+    }
+
     /// Processes whose command line mentions `marker` (to find children and prove none is left).
     func processes(mentioning marker: String) -> [(pid: Int32, command: String)] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
