@@ -40,6 +40,7 @@ public struct ClientCommand: AsyncParsableCommand {
               let port = Int(address[address.index(after: colon)...]) else {
             throw ValidationError("--server is required as HOST:PORT, e.g. --server 10.0.0.5:7443")
         }
+        guard (1...65535).contains(port) else { throw ValidationError("--server (\(address)): port \(port) must be 1...65535") }
         let host = String(address[..<colon])
         if let list = try file.resolve(clients, "clients") {
             try await hostMany(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }, host: host, port: port,

@@ -58,6 +58,8 @@ public struct ServerCommand: AsyncParsableCommand {
             logger.debug("open-file limit raised from \(raised.before) to \(raised.after)")
         }
         let kind = try StrategyKind(rawValue: file.resolve(strategy?.rawValue, "strategy", StrategyKind.fedavg.rawValue))
+        let listenPort = try file.resolve(port, "port", 7443)
+        guard (0...65535).contains(listenPort) else { throw ValidationError("--port (\(listenPort)) must be 0...65535 (0: any free port)") }
         guard let kind else { throw ValidationError("--strategy must be one of \(StrategyKind.allCases.map(\.rawValue).joined(separator: ", "))") }
         var c = CoordinatorConfiguration(strategy: kind, model: try model.spec(strategy: kind, file), rounds: try file.resolve(rounds, "rounds", 100))
         c.fraction = try file.resolve(fraction, "fraction", 1.0)
@@ -133,7 +135,7 @@ public struct ServerCommand: AsyncParsableCommand {
         logger.info("\(coordinator.modelPlacement)")
         let statusAddress = try status.resolve(file)
         let bindHost = try file.resolve(host, "host", "0.0.0.0")
-        let server = try await FederationServer.start(host: bindHost, port: try file.resolve(port, "port", 7443), configuration: serverConfig)
+        let server = try await FederationServer.start(host: bindHost, port: listenPort, configuration: serverConfig)
         Console.line("fed-server: \(kind.rawValue) on \(c.model.architecture.rawValue)/\(c.model.norm.rawValue), listening on \(bindHost):\(server.port)")
         var statusEndpoint: StatusEndpoint?
         if let statusAddress {

@@ -2,9 +2,10 @@ import FedKitCLI
 import Foundation
 import XCTest
 
-/// The daemons refuse, before listening or dialling, credentials that load but cannot work,
-/// naming the file; good ones start as before.
-final class CredentialsStartTests: XCTestCase {
+/// The daemons refuse, before listening or dialling, what cannot work — credentials that
+/// load but do not fit together, a port out of range — naming the file or the value; good
+/// settings start as before.
+final class DaemonStartTests: XCTestCase {
     func testDaemonsRefuseCredentialsThatCannotWork() throws {
         let federation = try DaemonFederation(name: "credentials", clients: ["mnist-0"])
         defer { federation.stopAll() }
@@ -45,5 +46,24 @@ final class CredentialsStartTests: XCTestCase {
         try federation.waitForLine(good, containing: "listening on 127.0.0.1:", timeout: 60)
         XCTAssertTrue(good.text.contains("server certificate covers DNS:localhost, IP:127.0.0.1"), good.text)
         XCTAssertFalse(good.text.contains("expires at"), good.text)
+    }
+
+    func testPortsOutOfRangeAreRefused() throws {
+        let federation = try DaemonFederation(name: "ports", clients: ["mnist-0"])
+        defer { federation.stopAll() }
+        func run(_ executable: String, _ label: String, _ arguments: [String]) throws -> (status: Int32, log: String) {
+            let d = try Daemon(label: label, executable: federation.binaries + "/" + executable, arguments: arguments,
+                               log: "\(federation.root)/\(label).log")
+            return (try d.waitForExit(timeout: 60), d.text)
+        }
+        // Both used to wrap around 65536 silently: 99999 listened on, or dialled, port 34463.
+        let server = try run("fed-server", "server", ["--port", "99999", "--state-dir", federation.root + "/server"] + federation.tls("server"))
+        XCTAssertNotEqual(server.status, 0)
+        XCTAssertTrue(server.log.contains("--port (99999) must be 0...65535"), server.log)
+        XCTAssertFalse(server.log.contains("listening"), server.log)
+        let client = try run("fed-client", "client", ["--server", "127.0.0.1:99999", "--data", "digits5:mnist", "--max-attempts", "1",
+                                                      "--state-dir", federation.root + "/client"] + federation.tls("mnist-0"))
+        XCTAssertNotEqual(client.status, 0)
+        XCTAssertTrue(client.log.contains("--server (127.0.0.1:99999): port 99999 must be 1...65535"), client.log)
     }
 }
