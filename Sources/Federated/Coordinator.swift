@@ -73,7 +73,10 @@ public struct CoordinatorConfiguration: Sendable {
         guard fraction > 0 && fraction <= 1 else { throw bad("--fraction (\(fraction)) must be in (0, 1]") }
         guard minFitClients >= 1 else { throw bad("--min-fit-clients (\(minFitClients)) must be at least 1") }
         if let m = minClients, m < minFitClients { throw bad("--min-clients (\(m)) is below --min-fit-clients (\(minFitClients))") }
-        guard roundTimeout > 0 else { throw bad("--round-timeout (\(roundTimeout)) must be positive") }
+        guard roundTimeout > 0 && roundTimeout.isFinite else { throw bad("--round-timeout (\(roundTimeout)) must be positive") }
+        guard connectTimeout > 0 && connectTimeout.isFinite else { throw bad("--connect-timeout (\(connectTimeout)) must be a positive number of seconds") }
+        if let m = maxInFlight, m < 1 { throw bad("--max-in-flight (\(m)) must be at least 1 (leave it out for every sampled client at once)") }
+        guard maxExamplesPerClient >= 1 else { throw bad("--max-examples-per-client (\(maxExamplesPerClient)) must be at least 1: every update claims at least one example") }
         guard maxRoundAttempts >= 1 else { throw bad("--max-round-attempts (\(maxRoundAttempts)) must be at least 1") }
         if let b = roundRetryBackoff, !(b.isFinite && b >= 0) { throw bad("--round-retry-backoff (\(b)) must be a non-negative number of seconds") }
         if let b = maxUpdateNorm, !(b.isFinite && b > 0) { throw bad("--max-update-norm (\(b)) must be a positive number") }
@@ -81,7 +84,11 @@ public struct CoordinatorConfiguration: Sendable {
         guard evaluateEvery >= 1 else { throw bad("--evaluate-every (\(evaluateEvery)) must be at least 1") }
         guard training.epochs >= 1 else { throw bad("--epochs (\(training.epochs)) must be at least 1") }
         guard training.batchSize >= 1 else { throw bad("--batch-size (\(training.batchSize)) must be at least 1") }
-        guard training.learningRate > 0 else { throw bad("--lr (\(training.learningRate)) must be positive") }
+        guard training.learningRate > 0 && training.learningRate.isFinite else { throw bad("--lr (\(training.learningRate)) must be positive") }
+        guard training.momentum >= 0 && training.momentum < 1 else { throw bad("--momentum (\(training.momentum)) must be in [0, 1)") }
+        guard training.weightDecay >= 0 && training.weightDecay.isFinite else { throw bad("--weight-decay (\(training.weightDecay)) must be 0 or more") }
+        guard training.agcLambda >= 0 && training.agcLambda.isFinite else { throw bad("--agc-lambda (\(training.agcLambda)) must be 0 (off) or more") }
+        guard training.proximalMu >= 0 && training.proximalMu.isFinite else { throw bad("--fedprox-mu (\(training.proximalMu)) must be 0 or more") }
         if training.batchSize == 1 && model.norm == .batch {
             throw bad("--batch-size 1 cannot train BatchNorm (--norm batch): batch statistics need at least 2 examples; use --norm none (FedWon) or a larger batch")
         }

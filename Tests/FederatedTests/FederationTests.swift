@@ -247,6 +247,33 @@ final class FederationTests: XCTestCase {
         XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("--lr-decay (1.5)"), "\($0)") }
     }
 
+    /// Every value that cannot run is refused before anything starts, quoting it; the
+    /// defaults and the edge values that can run pass.
+    func testConfigurationsThatCannotRunAreRefusedByValue() throws {
+        let base = config(.fedavg, norm: .batch, rounds: 2, clients: 1)
+        XCTAssertNoThrow(try base.validate())
+        let cases: [(String, (inout CoordinatorConfiguration) -> Void)] = [
+            ("--momentum (1.0) must be in [0, 1)", { $0.training.momentum = 1 }),
+            ("--momentum (-0.5)", { $0.training.momentum = -0.5 }),
+            ("--weight-decay (-1.0)", { $0.training.weightDecay = -1 }),
+            ("--agc-lambda (-1.0)", { $0.training.agcLambda = -1 }),
+            ("--fedprox-mu (nan)", { $0.training.proximalMu = .nan }),
+            ("--lr (inf) must be positive", { $0.training.learningRate = .infinity }),
+            ("--max-in-flight (0) must be at least 1", { $0.maxInFlight = 0 }),
+            ("--connect-timeout (0.0)", { $0.connectTimeout = 0 }),
+            ("--round-timeout (inf)", { $0.roundTimeout = .infinity }),
+            ("--max-examples-per-client (0)", { $0.maxExamplesPerClient = 0 }),
+        ]
+        for (message, change) in cases {
+            var c = base
+            change(&c)
+            XCTAssertThrowsError(try c.validate(), message) { XCTAssertTrue("\($0)".contains(message), "\($0)") }
+        }
+        var edge = base
+        edge.training.momentum = 0.99; edge.training.agcLambda = 0; edge.maxInFlight = 1; edge.maxExamplesPerClient = 1
+        XCTAssertNoThrow(try edge.validate())
+    }
+
     func testASilentClientIsDroppedAtTheDeadline() async throws {
         var c = config(.fedavg, norm: .batch, rounds: 1, clients: 2)
         c.minFitClients = 2
