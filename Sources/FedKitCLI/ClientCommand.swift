@@ -41,6 +41,12 @@ public struct ClientCommand: AsyncParsableCommand {
             throw ValidationError("--server is required as HOST:PORT, e.g. --server 10.0.0.5:7443")
         }
         guard (1...65535).contains(port) else { throw ValidationError("--server (\(address)): port \(port) must be 1...65535") }
+        if let n = try file.resolve(maxAttempts, "max-attempts"), n < 1 {
+            throw ValidationError("--max-attempts (\(n)) must be at least 1 (leave it out to retry for ever)")
+        }
+        if let n = try file.resolve(name, "name"), n.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--name must not be empty (leave it out to use the certificate's common name)")
+        }
         let host = String(address[..<colon])
         if let list = try file.resolve(clients, "clients") {
             try await hostMany(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }, host: host, port: port,
@@ -85,6 +91,7 @@ public struct ClientCommand: AsyncParsableCommand {
             throw ValidationError("--clients needs --data SOURCE (digits5 or a dataset folder)")
         }
         let k = try file.resolve(shards, "shards", 1)
+        guard k >= 1 else { throw ValidationError("--shards (\(k)) must be at least 1") }
         let spec = try model.spec(strategy: strategy, file)
         let gate = ModelGate()
         var runtimes: [(ClientRuntime, ClientConfiguration)] = []

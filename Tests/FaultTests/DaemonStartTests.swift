@@ -65,5 +65,10 @@ final class DaemonStartTests: XCTestCase {
                                                       "--state-dir", federation.root + "/client"] + federation.tls("mnist-0"))
         XCTAssertNotEqual(client.status, 0)
         XCTAssertTrue(client.log.contains("--server (127.0.0.1:99999): port 99999 must be 1...65535"), client.log)
+        // Counts that cannot mean anything: not "could not connect after 1 attempt(s)".
+        let attempts = try run("fed-client", "attempts", ["--server", "127.0.0.1:9", "--data", "digits5:mnist", "--max-attempts", "0",
+                                                          "--state-dir", federation.root + "/client"] + federation.tls("mnist-0"))
+        XCTAssertNotEqual(attempts.status, 0)
+        XCTAssertTrue(attempts.log.contains("--max-attempts (0) must be at least 1"), attempts.log)
     }
 }
