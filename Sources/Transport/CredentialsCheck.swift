@@ -83,7 +83,10 @@ extension Credentials {
         }
         try dated(root, "CA certificate", caFile)
 
-        // The purpose: a certificate restricted to the other role is refused by peers.
+        // The purpose: a CA's own certificate, or one restricted to the other role, is refused by peers.
+        if case .isCertificateAuthority? = (try? leaf.extensions.basicConstraints) ?? nil {
+            throw refuse(certificateFile, "\(name) is a CA certificate, not a \(role.rawValue) certificate; give the \(role.rawValue) certificate the CA issued (cluster/certs.sh)")
+        }
         let wanted: ExtendedKeyUsage.Usage = role == .server ? .serverAuth : .clientAuth
         if let usages = try? leaf.extensions.extendedKeyUsage, !usages.contains(wanted), !usages.contains(.any) {
             throw refuse(certificateFile, "\(name) is not a \(role.rawValue) certificate (its extended key usage allows \(Array(usages).map { "\($0)" }.joined(separator: ", ")), not \(wanted)); use the \(role.rawValue) certificate cluster/certs.sh issued")

@@ -89,6 +89,24 @@ final class CredentialsCheckTests: XCTestCase {
         XCTAssertTrue(asClient?.reason.contains("not a client certificate") ?? false, asClient?.reason ?? "")
     }
 
+    func testTheCAsOwnCertificateIsNoMembers() throws {
+        // A CA made here, so that its key can be written too: signed by itself, no extended key usage.
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName { CommonName("Self CA") }
+        let ca = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
+            notValidBefore: Date().addingTimeInterval(-60), notValidAfter: Date().addingTimeInterval(400 * 86_400), issuer: name, subject: name,
+            extensions: try Certificate.Extensions { Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil)) },
+            issuerPrivateKey: .init(key))
+        try ca.serializeAsPEM().pemString.write(toFile: path("ca.crt"), atomically: true, encoding: .utf8)
+        try key.pemRepresentation.write(toFile: path("ca.key"), atomically: true, encoding: .utf8)
+        for role in [Credentials.Role.server, .client] {
+            let r = refusal { try Credentials.check(certificateFile: path("ca.crt"), keyFile: path("ca.key"), caFile: path("ca.crt"), role: role) }
+            XCTAssertEqual(r?.path, path("ca.crt"))
+            XCTAssertTrue(r?.reason.contains("is a CA certificate, not a \(role.rawValue) certificate") ?? false, r?.reason ?? "")
+        }
+    }
+
     func testValidityIsCheckedAndNearExpiryWarned() throws {
         // Valid from five minutes ago for a day and a half.
         let pki = try EphemeralPKI(name: "CA", validFor: 1.5 * 86_400)
