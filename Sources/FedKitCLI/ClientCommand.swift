@@ -53,13 +53,14 @@ public struct ClientCommand: AsyncParsableCommand {
                                strategy: kind, file: file, logger: logger)
             return
         }
-        let credentials = try tls.credentials(file, role: .client, logger: logger)
+        let (credentials, expires) = try tls.credentials(file, role: .client, logger: logger)
         let clientName = try file.resolve(name, "name") ?? credentials.commonName ?? "client"
         logger[metadataKey: "client"] = "\(clientName)"
         let spec = try model.spec(strategy: kind, file)
         let data = try dataOptions.load(file)
         let learner = LocalLearner(model: try spec.build(), data: data, clientName: clientName)
         let runtime = try ClientRuntime(name: clientName, learner: learner, stateDirectory: try file.resolve(stateDir, "state-dir"), logger: logger)
+        runtime.status.set(\.certificateExpires, to: expires.timeIntervalSince1970)
         // The status port stays open as long as the daemon runs.
         _ = try await startStatus([runtime], file)
 
@@ -104,8 +105,9 @@ public struct ClientCommand: AsyncParsableCommand {
             d.partition = "\(shard)/\(k)"
             var clientLogger = logger
             clientLogger[metadataKey: "client"] = "\(name)"
-            let creds = try TLSOptions.load(cert: "\(dir)/\(name).crt", key: "\(dir)/\(name).key", ca: ca, role: .client, logger: clientLogger)
+            let (creds, expires) = try TLSOptions.load(cert: "\(dir)/\(name).crt", key: "\(dir)/\(name).key", ca: ca, role: .client, logger: clientLogger)
             let runtime = try ClientRuntime(name: name, spec: spec, data: try d.load(file), stateDirectory: "\(root)/\(name)", logger: clientLogger)
+            runtime.status.set(\.certificateExpires, to: expires.timeIntervalSince1970)
             runtimes.append((runtime, try connectionConfiguration(runtime, credentials: creds, file: file, logger: clientLogger)))
         }
         _ = try await startStatus(runtimes.map(\.0), file)

@@ -25,7 +25,7 @@ public struct TLSOptions: ParsableArguments {
     /// Loads the three files (from flags or the config file) and checks them against each
     /// other for `role` (see `Credentials.check`), logging its warnings; a server logs the
     /// names its certificate covers.
-    public func credentials(_ config: ConfigFile, role: Credentials.Role, logger: Logger) throws -> Credentials {
+    public func credentials(_ config: ConfigFile, role: Credentials.Role, logger: Logger) throws -> (credentials: Credentials, expires: Date) {
         guard let cert = try config.resolve(cert, "cert"), let key = try config.resolve(key, "key"),
               let ca = try config.resolve(ca, "ca") else {
             throw ValidationError("--cert, --key and --ca are required: FedKit only speaks mutual TLS (create them with cluster/certs.sh)")
@@ -34,7 +34,8 @@ public struct TLSOptions: ParsableArguments {
     }
 
     /// Loads and checks one member's files; errors name the flags and files.
-    public static func load(cert: String, key: String, ca: String, role: Credentials.Role, logger: Logger) throws -> Credentials {
+    /// - Returns: the credentials, and when the first certificate involved expires.
+    public static func load(cert: String, key: String, ca: String, role: Credentials.Role, logger: Logger) throws -> (credentials: Credentials, expires: Date) {
         let credentials: Credentials, check: Credentials.Check
         do {
             credentials = try Credentials.load(certificateFile: cert, keyFile: key, caFile: ca)
@@ -46,7 +47,7 @@ public struct TLSOptions: ParsableArguments {
         if role == .server, !check.names.isEmpty {
             logger.info("server certificate covers \(check.names.joined(separator: ", ")): clients must dial one of these")
         }
-        return credentials
+        return (credentials, check.expires)
     }
 }
 

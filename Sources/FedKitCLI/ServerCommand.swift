@@ -92,7 +92,8 @@ public struct ServerCommand: AsyncParsableCommand {
         c.maxUpdateNorm = try file.resolve(maxUpdateNorm, "max-update-norm")
         do { try c.validate() } catch { throw ValidationError("\(error)") }
 
-        var serverConfig = ServerConfiguration.mutualTLS(credentials: try tls.credentials(file, role: .server, logger: logger))
+        let (credentials, expires) = try tls.credentials(file, role: .server, logger: logger)
+        var serverConfig = ServerConfiguration.mutualTLS(credentials: credentials)
         if let names = try file.resolve(allow, "allow") {
             serverConfig.allowedClients = Set(names.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         }
@@ -120,6 +121,7 @@ public struct ServerCommand: AsyncParsableCommand {
                 Console.line(line)
             }
         }
+        coordinator.status.set(\.certificateExpires, to: expires.timeIntervalSince1970)
         // Updates in memory at once are bounded by default, so that clients answering together
         // cannot take the server's memory past a model-sized budget, however many they are.
         // Updates from FedKit clients are folded as they arrive (unless norm clipping is on).

@@ -39,6 +39,7 @@ public enum StatusPage {
         one("clients_connected", "gauge", "Clients connected now.", Double(s.connectedClients.count))
         one("start_time_seconds", "gauge", "When this process started coordinating (Unix time).", s.started)
         one("last_round_end_time_seconds", "gauge", "When the last round ended (Unix time).", s.lastRoundEnded)
+        one("certificate_expiry_time_seconds", "gauge", "When the server's certificate, or the first of its chain or CA, expires (Unix time); clients refuse it from then on.", s.certificateExpires)
         if let t = s.lastRoundTiming {
             out.metric("last_round_seconds", "gauge", "Durations of the last round's parts.",
                        [([("part", "fit")], t.fitSeconds), ([("part", "evaluate")], t.evaluateSeconds), ([("part", "checkpoint")], t.checkpointSeconds)])
@@ -94,6 +95,7 @@ public enum StatusPage {
         each("test_accuracy", "gauge", "Accuracy of the global model on the client's test data at the last evaluation.", { $0.lastEvaluation.map { Double($0.accuracy) } })
         each("test_loss", "gauge", "Loss of the global model on the client's test data at the last evaluation.", { $0.lastEvaluation.map { Double($0.loss) } })
         each("last_activity_time_seconds", "gauge", "When the client last finished a request (Unix time).", { $0.lastActivity })
+        each("certificate_expiry_time_seconds", "gauge", "When the client's certificate, or the first of its chain or CA, expires (Unix time); the server refuses it from then on.", { $0.certificateExpires })
         each("sessions_total", "counter", "Sessions with the server since start (reconnections add one).", { Double($0.sessions) })
         each("rounds_trained_total", "counter", "Rounds trained since start.", { Double($0.roundsTrained) })
         each("evaluations_total", "counter", "Evaluations since start.", { Double($0.evaluations) })

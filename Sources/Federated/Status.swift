@@ -29,6 +29,9 @@ public struct FederationStatus: Codable, Sendable, Equatable {
     public var lastRoundEnded: Double?
     /// When this process started coordinating, in seconds since 1970.
     public var started: Double
+    /// When the server's certificate, or the first certificate of its chain or its CA,
+    /// expires, in seconds since 1970 (set by the daemon from its credentials check).
+    public var certificateExpires: Double?
     /// Since the process started: attempts at rounds (more than the rounds when quorums were
     /// missed), updates averaged and refused, clients dropped from rounds, tensor bytes.
     public var roundAttempts = 0
@@ -94,6 +97,9 @@ public struct ClientStatus: Codable, Sendable, Equatable {
     public var lastEvaluation: Evaluation?
     /// When the client last finished a request, in seconds since 1970.
     public var lastActivity: Double?
+    /// When the client's certificate, or the first certificate of its chain or its CA,
+    /// expires, in seconds since 1970 (set by the daemon from its credentials check).
+    public var certificateExpires: Double?
 
     public init(client: String, domain: String, trainExamples: Int, testExamples: Int, lastTrainedRound: UInt64 = 0) {
         self.client = client
@@ -115,4 +121,8 @@ public final class StatusBoard<Status: Sendable>: @unchecked Sendable {
     public func snapshot() -> Status { lock.withLock { status } }
 
     func update(_ change: (inout Status) -> Void) { lock.withLock { change(&status) } }
+
+    /// Sets one field of the status (for what its owner does not know, such as when the
+    /// daemon's certificate expires).
+    public func set<Value>(_ field: WritableKeyPath<Status, Value>, to value: Value) { lock.withLock { status[keyPath: field] = value } }
 }

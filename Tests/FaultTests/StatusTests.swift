@@ -53,6 +53,7 @@ final class StatusTests: XCTestCase {
         s.roundAttempts = 4
         s.updatesAccepted = 5
         s.bytesReceived = 12_345_678_901
+        s.certificateExpires = 1_800_000_000
         let text = StatusPage.prometheus(s)
         for line in [
             "fedkit_info{strategy=\"fedwon\"} 1",
@@ -65,6 +66,7 @@ final class StatusTests: XCTestCase {
             "fedkit_client_test_accuracy{client=\"a \\\"quoted\\\"\\\\\",domain=\"svhn\"} 0.75",
             "fedkit_client_test_loss{client=\"a \\\"quoted\\\"\\\\\",domain=\"svhn\"} 0.25",
             "fedkit_round_attempts_total 4", "fedkit_updates_accepted_total 5", "fedkit_received_bytes_total 12345678901",
+            "fedkit_certificate_expiry_time_seconds 1800000000",
             "# TYPE fedkit_updates_refused_total counter", "# TYPE fedkit_clients_connected gauge",
         ] {
             XCTAssertTrue(text.split(separator: "\n").contains(Substring(line)), "missing \(line) in:\n\(text)")
@@ -82,11 +84,13 @@ final class StatusTests: XCTestCase {
         var c = ClientStatus(client: "svhn-1", domain: "svhn", trainExamples: 74, testExamples: 50, lastTrainedRound: 2)
         c.connected = true
         c.lastFit = .init(round: 3, examples: 74, steps: 3, loss: 1.25, accuracy: 0.5, seconds: 0.5, clippedUnits: 7)
+        c.certificateExpires = 1_800_000_001
         let idle = ClientStatus(client: "svhn-2", domain: "svhn", trainExamples: 70, testExamples: 50)
         let local = StatusPage.prometheus([c, idle])
         for line in ["fedkit_local_connected{client=\"svhn-1\",domain=\"svhn\"} 1", "fedkit_local_connected{client=\"svhn-2\",domain=\"svhn\"} 0",
                      "fedkit_local_train_loss{client=\"svhn-1\",domain=\"svhn\"} 1.25", "fedkit_local_agc_clipped_units{client=\"svhn-1\",domain=\"svhn\"} 7",
-                     "fedkit_local_last_trained_round{client=\"svhn-1\",domain=\"svhn\"} 2", "# TYPE fedkit_local_sessions_total counter"] {
+                     "fedkit_local_last_trained_round{client=\"svhn-1\",domain=\"svhn\"} 2", "# TYPE fedkit_local_sessions_total counter",
+                     "fedkit_local_certificate_expiry_time_seconds{client=\"svhn-1\",domain=\"svhn\"} 1800000001"] {
             XCTAssertTrue(local.split(separator: "\n").contains(Substring(line)), "missing \(line) in:\n\(local)")
         }
         XCTAssertFalse(local.contains("train_loss{client=\"svhn-2\""), local)
@@ -102,6 +106,7 @@ final class StatusTests: XCTestCase {
         // Before any round: no last-round figures at all.
         let fresh = StatusPage.prometheus(FederationStatus(strategy: "fedavg", totalRounds: 1, completedRounds: 0))
         XCTAssertFalse(fresh.contains("fedkit_last_round"), fresh)
+        XCTAssertFalse(fresh.contains("certificate_expiry"), fresh)
     }
 
     func testTheEndpointAnswersGETsOfKnownPathsAndNothingElse() async throws {
@@ -137,6 +142,8 @@ final class StatusTests: XCTestCase {
         }
         XCTAssertEqual(statuses.map(\.client), names)
         XCTAssertEqual(statuses.map(\.domain), ["svhn", "usps"])
+        // Each hosted client's certificate expiry, from its own certificate (the test PKI's 90 days).
+        for s in statuses { XCTAssertEqual(s.certificateExpires ?? 0, Date().timeIntervalSince1970 + 90 * 86_400, accuracy: 3600, s.client) }
         let metrics = try Self.http(port, "/metrics").body
         for n in names { XCTAssertTrue(metrics.contains("fedkit_local_rounds_trained_total{client=\"\(n)\","), metrics) }
         XCTAssertEqual(try server.waitForExit(timeout: 120), 0, server.tail())
@@ -183,6 +190,7 @@ final class StatusTests: XCTestCase {
         XCTAssertEqual(status.lastRound?.evaluation.count, 2)
         XCTAssertGreaterThan(status.bytesReceived, 0)
         XCTAssertGreaterThanOrEqual(status.updatesAccepted, 2)
+        XCTAssertEqual(status.certificateExpires ?? 0, Date().timeIntervalSince1970 + 90 * 86_400, accuracy: 3600)
         let metrics = try Self.http(statusPort, "/metrics").body
         XCTAssertTrue(metrics.contains("fedkit_client_test_accuracy{client=\"mnist-0\",domain=\"mnist\"} "), metrics)
         XCTAssertTrue(metrics.contains("fedkit_clients_connected 2\n"), metrics)
