@@ -122,6 +122,7 @@ public struct ServerCommand: AsyncParsableCommand {
             }
         }
         coordinator.status.set(\.certificateExpires, to: expires.timeIntervalSince1970)
+        logger.info("\(c.summary)")
         // Updates in memory at once are bounded by default, so that clients answering together
         // cannot take the server's memory past a model-sized budget, however many they are.
         // Updates from FedKit clients are folded as they arrive (unless norm clipping is on).

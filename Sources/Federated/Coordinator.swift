@@ -65,6 +65,25 @@ public struct CoordinatorConfiguration: Sendable {
         self.strategy = strategy; self.model = model; self.rounds = rounds
     }
 
+    /// The run in one line, as the coordinator will carry it out (the strategy's own
+    /// training defaults applied), for the log at start.
+    public var summary: String {
+        let t = strategy.make().configureFit(round: 1, base: training)
+        var local = "\(t.epochs) epoch\(t.epochs == 1 ? "" : "s"), batch \(t.batchSize), lr \(t.learningRate)"
+        if learningRateDecay != 1 { local += " × \(learningRateDecay)^(round−1)" }
+        local += t.momentum > 0 ? ", momentum \(t.momentum)" : ", plain SGD"
+        if t.weightDecay > 0 { local += ", weight decay \(t.weightDecay)" }
+        if t.agcLambda > 0 { local += ", AGC λ \(t.agcLambda)" }
+        if t.proximalMu > 0 { local += ", proximal μ \(t.proximalMu)" }
+        let sample = fraction == 1 ? "every connected client" : "\(fraction * 100)% of the connected clients (at least \(minFitClients))"
+        let start = minClients.map { "; starts when \($0) are connected" } ?? ""
+        return "\(strategy.rawValue) on \(model.architecture.rawValue)/\(model.norm.rawValue), \(rounds) round\(rounds == 1 ? "" : "s")\(start): each asks \(sample), "
+            + "waits up to \(roundTimeout) s and averages what arrived if at least \(minFitClients) answered (else retries, \(maxRoundAttempts) attempts); "
+            + "local training: \(local); evaluation every \(evaluateEvery == 1 ? "round" : "\(evaluateEvery) rounds and the last"); "
+            + "\(aggregationPrecision.rawValue) sums\(maxUpdateNorm.map { ", updates clipped at distance \($0)" } ?? ""); "
+            + (stateDirectory.map { "checkpoints in \($0)" } ?? "no --state-dir: nothing kept on disk, no resume")
+    }
+
     /// Checks the combination before anything starts.
     /// - Throws: `FederatedError.invalidConfiguration` quoting the values.
     public func validate() throws {

@@ -274,6 +274,25 @@ final class FederationTests: XCTestCase {
         XCTAssertNoThrow(try edge.validate())
     }
 
+    /// The line the server logs at start says what the run will do, the strategy's own
+    /// training defaults included.
+    func testTheSummaryStatesTheRunAsItWillBeCarriedOut() {
+        var won = config(.fedwon, norm: .none, rounds: 40, clients: 4)
+        won.fraction = 0.5; won.minFitClients = 3; won.roundTimeout = 300; won.stateDirectory = "/var/lib/fedkit"
+        let text = won.summary
+        for part in ["fedwon on digit-cnn/none, 40 rounds", "each asks 50.0% of the connected clients (at least 3)",
+                     "waits up to 300.0 s and averages what arrived if at least 3 answered", "plain SGD, AGC λ 0.32",
+                     "float64 sums", "checkpoints in /var/lib/fedkit"] {
+            XCTAssertTrue(text.contains(part), "missing \"\(part)\" in: \(text)")
+        }
+        var prox = config(.fedprox, norm: .batch, rounds: 1, clients: 1)
+        prox.training.momentum = 0.9; prox.stateDirectory = nil
+        XCTAssertTrue(prox.summary.contains("1 round: each asks every connected client"), prox.summary)
+        XCTAssertTrue(prox.summary.contains("momentum 0.9, proximal μ 0.01"), prox.summary)
+        XCTAssertFalse(prox.summary.contains("AGC"), prox.summary)
+        XCTAssertTrue(prox.summary.hasSuffix("no --state-dir: nothing kept on disk, no resume"), prox.summary)
+    }
+
     func testASilentClientIsDroppedAtTheDeadline() async throws {
         var c = config(.fedavg, norm: .batch, rounds: 1, clients: 2)
         c.minFitClients = 2
