@@ -54,6 +54,9 @@ public struct ClientCommand: AsyncParsableCommand {
             return
         }
         let (credentials, expires) = try tls.credentials(file, role: .client, logger: logger)
+        if let given = try file.resolve(name, "name"), let common = credentials.commonName, given != common {
+            throw ValidationError("--name (\(given)) differs from the common name of its certificate (\(common)), which the server checks it against; leave --name out")
+        }
         let clientName = try file.resolve(name, "name") ?? credentials.commonName ?? "client"
         logger[metadataKey: "client"] = "\(clientName)"
         let spec = try model.spec(strategy: kind, file)

@@ -70,5 +70,10 @@ final class DaemonStartTests: XCTestCase {
                                                           "--state-dir", federation.root + "/client"] + federation.tls("mnist-0"))
         XCTAssertNotEqual(attempts.status, 0)
         XCTAssertTrue(attempts.log.contains("--max-attempts (0) must be at least 1"), attempts.log)
+        // A name the server would refuse in the handshake, since it checks it against the certificate.
+        let renamed = try run("fed-client", "renamed", ["--server", "127.0.0.1:9", "--data", "digits5:mnist", "--name", "svhn-0",
+                                                        "--state-dir", federation.root + "/client"] + federation.tls("mnist-0"))
+        XCTAssertNotEqual(renamed.status, 0)
+        XCTAssertTrue(renamed.log.contains("--name (svhn-0) differs from the common name of its certificate (mnist-0)"), renamed.log)
     }
 }
