@@ -17,7 +17,7 @@ public struct ClientCommand: AsyncParsableCommand {
     @Option(help: "TOML configuration file.") var config: String?
     @Option(help: "The server, HOST:PORT.") var server: String?
     @Option(help: "Name the server's certificate must carry (default: the host of --server).") var serverName: String?
-    @Option(help: "This client's name (default: its certificate's common name, which is what the server uses).") var name: String?
+    @Option(help: "This client's name: its certificate's common name, which the server checks it against (the default; another name is refused).") var name: String?
     @Option(help: "Directory for local state (FedBN's BatchNorm tensors survive restarts here).") var stateDir: String?
     @Option(help: "Strategy the federation runs (decides the default --norm).") var strategy: StrategyKind?
     @Option(help: "Give up after this many failed connection attempts in a row (default: never).") var maxAttempts: Int?
@@ -41,23 +41,25 @@ public struct ClientCommand: AsyncParsableCommand {
             throw ValidationError("--server is required as HOST:PORT, e.g. --server 10.0.0.5:7443")
         }
         guard (1...65535).contains(port) else { throw ValidationError("--server (\(address)): port \(port) must be 1...65535") }
-        if let n = try file.resolve(maxAttempts, "max-attempts"), n < 1 {
+        let attempts = try file.resolve(maxAttempts, "max-attempts")
+        if let n = attempts, n < 1 {
             throw ValidationError("--max-attempts (\(n)) must be at least 1 (leave it out to retry for ever)")
         }
-        if let n = try file.resolve(name, "name"), n.trimmingCharacters(in: .whitespaces).isEmpty {
+        let givenName = try file.resolve(name, "name")
+        if let n = givenName, n.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--name must not be empty (leave it out to use the certificate's common name)")
         }
         let host = String(address[..<colon])
         if let list = try file.resolve(clients, "clients") {
             try await hostMany(list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }, host: host, port: port,
-                               strategy: kind, file: file, logger: logger)
+                               strategy: kind, attempts: attempts, file: file, logger: logger)
             return
         }
         let (credentials, expires) = try tls.credentials(file, role: .client, logger: logger)
-        if let given = try file.resolve(name, "name"), let common = credentials.commonName, given != common {
+        if let given = givenName, let common = credentials.commonName, given != common {
             throw ValidationError("--name (\(given)) differs from the common name of its certificate (\(common)), which the server checks it against; leave --name out")
         }
-        let clientName = try file.resolve(name, "name") ?? credentials.commonName ?? "client"
+        let clientName = givenName ?? credentials.commonName ?? "client"
         logger[metadataKey: "client"] = "\(clientName)"
         let spec = try model.spec(strategy: kind, file)
         let data = try dataOptions.load(file)
@@ -68,7 +70,7 @@ public struct ClientCommand: AsyncParsableCommand {
         _ = try await startStatus([runtime], file)
 
         let clientConfig = try connectionConfiguration(runtime, credentials: credentials, file: file, logger: logger)
-        let dialer = ReconnectingDialer(host: host, port: port, configuration: clientConfig, maximumAttempts: try file.resolve(maxAttempts, "max-attempts"))
+        let dialer = ReconnectingDialer(host: host, port: port, configuration: clientConfig, maximumAttempts: attempts)
         logger.info("\(data.domain): \(data.trainIndices.count) training and \(data.test.count) test examples; OpenBLAS \(BLAS.coreName) kernels, \(BLAS.threads) thread(s); connecting to \(address)")
         while true {
             let connection = try await dialer.connect()
@@ -84,7 +86,7 @@ public struct ClientCommand: AsyncParsableCommand {
     }
 
     /// Serves several logical clients from this process, one model in memory at a time.
-    func hostMany(_ names: [String], host: String, port: Int, strategy: StrategyKind, file: ConfigFile, logger: Logger) async throws {
+    func hostMany(_ names: [String], host: String, port: Int, strategy: StrategyKind, attempts: Int?, file: ConfigFile, logger: Logger) async throws {
         guard let dir = try file.resolve(certDir, "cert-dir"), let ca = try file.resolve(tls.ca, "ca") else {
             throw ValidationError("--clients needs --cert-dir (NAME.crt and NAME.key per client) and --ca")
         }
@@ -115,7 +117,6 @@ public struct ClientCommand: AsyncParsableCommand {
         }
         _ = try await startStatus(runtimes.map(\.0), file)
         logger.info("hosting \(names.count) clients; connecting to \(host):\(port)")
-        let attempts = try file.resolve(maxAttempts, "max-attempts")
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (runtime, config) in runtimes {
                 group.addTask {
