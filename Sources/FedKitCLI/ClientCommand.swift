@@ -24,6 +24,7 @@ public struct ClientCommand: AsyncParsableCommand {
     @Option(help: "Host several logical clients in this process: comma-separated names DOMAIN-i (each with its own certificate in --cert-dir, connection, data shard i of --shards, and state directory under --state-dir; only one model is in memory at a time). --data then names the source only: digits5 or a dataset folder.") var clients: String?
     @Option(help: "With --clients: directory holding NAME.crt and NAME.key of every hosted client.") var certDir: String?
     @Option(help: "With --clients: how many clients split each domain (client DOMAIN-i trains on shard i).") var shards: Int?
+    @Flag(help: "Check the configuration file, the settings, the credentials and the data, print what was found, and exit without connecting or writing anything.") var check = false
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var model: ModelOptions
     @OptionGroup var tls: TLSOptions
@@ -63,6 +64,11 @@ public struct ClientCommand: AsyncParsableCommand {
         logger[metadataKey: "client"] = "\(clientName)"
         let spec = try model.spec(strategy: kind, file)
         let data = try dataOptions.load(file)
+        if check {
+            _ = try status.resolve(file)
+            Console.line("fed-client: usable; \(clientName) (\(data.domain): \(data.trainIndices.count) training and \(data.test.count) test examples, \(spec.architecture.rawValue)/\(spec.norm.rawValue)) would connect to \(address)")
+            return
+        }
         let learner = LocalLearner(model: try spec.build(), data: data, clientName: clientName)
         let runtime = try ClientRuntime(name: clientName, learner: learner, stateDirectory: try file.resolve(stateDir, "state-dir"), logger: logger)
         runtime.status.set(\.certificateExpires, to: expires.timeIntervalSince1970)
@@ -111,9 +117,18 @@ public struct ClientCommand: AsyncParsableCommand {
             var clientLogger = logger
             clientLogger[metadataKey: "client"] = "\(name)"
             let (creds, expires) = try TLSOptions.load(cert: "\(dir)/\(name).crt", key: "\(dir)/\(name).key", ca: ca, role: .client, logger: clientLogger)
-            let runtime = try ClientRuntime(name: name, spec: spec, data: try d.load(file), stateDirectory: "\(root)/\(name)", logger: clientLogger)
+            let data = try d.load(file)
+            if check {
+                Console.line("fed-client: usable; \(name) (\(data.domain) shard \(shard)/\(k): \(data.trainIndices.count) training and \(data.test.count) test examples) would connect to \(host):\(port)")
+                continue
+            }
+            let runtime = try ClientRuntime(name: name, spec: spec, data: data, stateDirectory: "\(root)/\(name)", logger: clientLogger)
             runtime.status.set(\.certificateExpires, to: expires.timeIntervalSince1970)
             runtimes.append((runtime, try connectionConfiguration(runtime, credentials: creds, file: file, logger: clientLogger)))
+        }
+        if check {
+            _ = try status.resolve(file)
+            return
         }
         _ = try await startStatus(runtimes.map(\.0), file)
         logger.info("hosting \(names.count) clients; connecting to \(host):\(port)")

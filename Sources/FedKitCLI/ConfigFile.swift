@@ -110,9 +110,10 @@ public struct ConfigFile: Sendable {
 
 extension ParsableCommand {
     /// The keys a configuration file may set: the command's long option names
-    /// (`min-fit-clients`), hidden ones included, but `help` and `config`.
+    /// (`min-fit-clients`), hidden ones included, but `help`, `config` and `check`, which
+    /// only make sense on the command line.
     public static var configurationKeys: Set<String> {
-        longOptionNames.subtracting(["help", "config"])
+        longOptionNames.subtracting(["help", "config", "check"])
     }
 
     /// The command's long option names, hidden ones included.

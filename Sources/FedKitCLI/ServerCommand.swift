@@ -43,6 +43,7 @@ public struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Largest example count one client's update may claim (weights are also capped by the count it declared when joining).") var maxExamplesPerClient: Int?
     @Option(help: "Norm clipping: the largest L2 distance, over all shared tensors, a client's update counts with from the global model it was sent; a farther one counts as the global model plus its difference scaled to this length, so no client moves the model by more than its share of the examples times this bound (default: no bound).") var maxUpdateNorm: Double?
     @Option(help: "Keep the global model in the page cache while a round trains (an unnamed file in --state-dir, else the temporary directory), so the server holds the running sums and not the model too (default true; the model stays in memory anyway with --max-update-norm or on a tmpfs). false keeps it in memory, e.g. for a state directory on a slow network file system.") var modelInPageCache: Bool?
+    @Flag(help: "Check the configuration file, the settings and the credentials, print the run they describe, and exit without listening or writing anything.") var check = false
     @OptionGroup var model: ModelOptions
     @OptionGroup var tls: TLSOptions
     @OptionGroup var logging: LoggingOptions
@@ -109,6 +110,11 @@ public struct ServerCommand: AsyncParsableCommand {
         // Chunked models carry a CRC-32C (TLS already authenticates every byte; the checksum
         // guards reassembly), which keeps encoding and decoding above 1 GB/s.
         serverConfig.capabilities.append(WireProtocol.crc32cCapability)
+        if check {
+            _ = try status.resolve(file)
+            Console.line("fed-server: usable; would listen on \(try file.resolve(host, "host", "0.0.0.0")):\(listenPort) and run \(c.summary)")
+            return
+        }
         let totalRounds = c.rounds
         let terminal = isatty(1) == 1
         let coordinator = try Coordinator(configuration: c, logger: logger) { metrics, timing in

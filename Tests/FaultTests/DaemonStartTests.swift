@@ -76,4 +76,32 @@ final class DaemonStartTests: XCTestCase {
         XCTAssertNotEqual(renamed.status, 0)
         XCTAssertTrue(renamed.log.contains("--name (svhn-0) differs from the common name of its certificate (mnist-0)"), renamed.log)
     }
+
+    /// `--check` validates everything a daemon can check alone, prints the run, and exits
+    /// without listening, connecting or writing.
+    func testCheckValidatesAndExitsWithoutWriting() throws {
+        let federation = try DaemonFederation(name: "check", clients: ["mnist-0"])
+        defer { federation.stopAll() }
+        func run(_ executable: String, _ label: String, _ arguments: [String]) throws -> (status: Int32, log: String) {
+            let d = try Daemon(label: label, executable: federation.binaries + "/" + executable, arguments: arguments,
+                               log: "\(federation.root)/\(label).log")
+            return (try d.waitForExit(timeout: 60), d.text)
+        }
+        let serverState = federation.root + "/server", clientState = federation.root + "/client"
+        let server = try run("fed-server", "server", ["--check", "--port", "7443", "--strategy", "fedwon", "--rounds", "7",
+                                                      "--state-dir", serverState] + federation.tls("server"))
+        XCTAssertEqual(server.status, 0, server.log)
+        XCTAssertTrue(server.log.contains("fed-server: usable; would listen on 0.0.0.0:7443 and run fedwon on digit-cnn/none, 7 rounds"), server.log)
+        XCTAssertTrue(server.log.contains("AGC λ 0.32"), server.log)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: serverState), "--check created the state directory")
+        let client = try run("fed-client", "client", ["--check", "--server", "localhost:7443", "--data", "digits5:mnist",
+                                                      "--train-count", "100", "--test-count", "20", "--state-dir", clientState] + federation.tls("mnist-0"))
+        XCTAssertEqual(client.status, 0, client.log)
+        XCTAssertTrue(client.log.contains("fed-client: usable; mnist-0 (mnist: 100 training and 20 test examples, digit-cnn/batch) would connect to localhost:7443"), client.log)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: clientState), "--check created the state directory")
+        // What a real start would refuse, --check refuses too.
+        let bad = try run("fed-server", "bad", ["--check", "--momentum", "1", "--state-dir", serverState] + federation.tls("server"))
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.log.contains("--momentum (1.0) must be in [0, 1)"), bad.log)
+    }
 }
