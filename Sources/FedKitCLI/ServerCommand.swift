@@ -112,7 +112,10 @@ public struct ServerCommand: AsyncParsableCommand {
         serverConfig.capabilities.append(WireProtocol.crc32cCapability)
         if check {
             _ = try status.resolve(file)
-            Console.line("fed-server: usable; would listen on \(try file.resolve(host, "host", "0.0.0.0")):\(listenPort) and run \(c.summary)")
+            let resume: UInt64?
+            do { resume = try Coordinator.check(c) } catch { throw ValidationError("\(error)") }
+            let start = resume.map { "resume after round \($0) from \(c.stateDirectory!)/checkpoint.fkt" } ?? "start at round 1"
+            Console.line("fed-server: usable; would listen on \(try file.resolve(host, "host", "0.0.0.0")):\(listenPort), \(start), and run \(c.summary)")
             return
         }
         let totalRounds = c.rounds

@@ -217,11 +217,7 @@ public actor Coordinator {
                 let n = AtomicFile.removeStaleTemporaries(of: file)
                 if n > 0 { logger.notice("removed \(n) temporary file(s) left beside \(file) by an interrupted write") }
             }
-            if let (tensors, meta) = try TensorArchive.read(Self.checkpointPath(dir), as: CheckpointMetadata.self) {
-                guard meta.strategy == configuration.strategy, meta.model == configuration.model else {
-                    throw FederatedError.invalidConfiguration(
-                        "\(Self.checkpointPath(dir)) was written by a \(meta.strategy.rawValue) run of \(meta.model.architecture.rawValue)/\(meta.model.norm.rawValue); this run is \(configuration.strategy.rawValue) of \(configuration.model.architecture.rawValue)/\(configuration.model.norm.rawValue) (use another --state-dir)")
-                }
+            if let (tensors, meta) = try Self.checkpoint(in: dir, for: configuration) {
                 try model.load(tensors, requireAll: false)
                 completedRound = meta.round
                 metrics = meta.metrics
@@ -232,6 +228,29 @@ public actor Coordinator {
     }
 
     static func checkpointPath(_ dir: String) -> String { dir + "/checkpoint.fkt" }
+
+    /// The checkpoint in `dir`, if there is one, refused when another run (strategy or model)
+    /// wrote it.
+    static func checkpoint(in dir: String, for configuration: CoordinatorConfiguration) throws -> (tensors: StateDictionary, metadata: CheckpointMetadata)? {
+        guard let (tensors, meta) = try TensorArchive.read(checkpointPath(dir), as: CheckpointMetadata.self) else { return nil }
+        guard meta.strategy == configuration.strategy, meta.model == configuration.model else {
+            throw FederatedError.invalidConfiguration(
+                "\(checkpointPath(dir)) was written by a \(meta.strategy.rawValue) run of \(meta.model.architecture.rawValue)/\(meta.model.norm.rawValue); this run is \(configuration.strategy.rawValue) of \(configuration.model.architecture.rawValue)/\(configuration.model.norm.rawValue) (use another --state-dir)")
+        }
+        return (tensors, meta)
+    }
+
+    /// Everything `init` checks, without writing anything: the configuration, the model it
+    /// builds, and the checkpoint it would resume from (which must be this run's and load
+    /// into the model). For `fed-server --check`.
+    /// - Returns: the round the run would resume after, or nil for a fresh start.
+    public static func check(_ configuration: CoordinatorConfiguration) throws -> UInt64? {
+        try configuration.validate()
+        let model = try configuration.model.build()
+        guard let dir = configuration.stateDirectory, let (tensors, meta) = try checkpoint(in: dir, for: configuration) else { return nil }
+        try model.load(tensors, requireAll: false)
+        return meta.round
+    }
 
     /// The global model's shared tensors (a copy). Read it between rounds or after `run`: while
     /// a round trains with the model in the page cache, the model's own tensors read zero.

@@ -91,7 +91,7 @@ final class DaemonStartTests: XCTestCase {
         let server = try run("fed-server", "server", ["--check", "--port", "7443", "--strategy", "fedwon", "--rounds", "7",
                                                       "--state-dir", serverState] + federation.tls("server"))
         XCTAssertEqual(server.status, 0, server.log)
-        XCTAssertTrue(server.log.contains("fed-server: usable; would listen on 0.0.0.0:7443 and run fedwon on digit-cnn/none, 7 rounds"), server.log)
+        XCTAssertTrue(server.log.contains("fed-server: usable; would listen on 0.0.0.0:7443, start at round 1, and run fedwon on digit-cnn/none, 7 rounds"), server.log)
         XCTAssertTrue(server.log.contains("AGC λ 0.32"), server.log)
         XCTAssertFalse(FileManager.default.fileExists(atPath: serverState), "--check created the state directory")
         let client = try run("fed-client", "client", ["--check", "--server", "localhost:7443", "--data", "digits5:mnist",

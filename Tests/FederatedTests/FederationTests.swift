@@ -367,7 +367,15 @@ final class FederationTests: XCTestCase {
         let again = try await federate(config(.fedavg, norm: .batch, rounds: 4, clients: 2), clients: clients)
         XCTAssertEqual(full.metrics, again.metrics, "same seed and configuration, different metrics")
         // Stop after round 2, start again with the same state directory.
+        XCTAssertNil(try Coordinator.check(config(.fedavg, norm: .batch, rounds: 2, clients: 2, stateDirectory: dir)), "no checkpoint yet")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir), "the check wrote its state directory")
         _ = try await federate(config(.fedavg, norm: .batch, rounds: 2, clients: 2, stateDirectory: dir), clients: clients)
+        // What fed-server --check says of that directory: this run resumes after round 2;
+        // another strategy's run is refused, as it is at a real start.
+        XCTAssertEqual(try Coordinator.check(config(.fedavg, norm: .batch, rounds: 4, clients: 2, stateDirectory: dir)), 2)
+        XCTAssertThrowsError(try Coordinator.check(config(.fedbn, norm: .batch, rounds: 4, clients: 2, stateDirectory: dir))) {
+            XCTAssertTrue("\($0)".contains("was written by a fedavg run of digit-cnn/batch; this run is fedbn"), "\($0)")
+        }
         let resumed = try await federate(config(.fedavg, norm: .batch, rounds: 4, clients: 2, stateDirectory: dir), clients: clients)
         XCTAssertEqual(resumed.metrics.map(\.round), [1, 2, 3, 4])
         XCTAssertEqual(resumed.metrics, full.metrics)
