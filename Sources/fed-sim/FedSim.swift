@@ -71,15 +71,20 @@ struct SimOptions: ParsableArguments {
         guard fraction > 0 && fraction <= 1 else { throw ValidationError("--fraction (\(fraction)) must be in (0, 1]") }
         guard roundTimeout > 0 && roundTimeout.isFinite else { throw ValidationError("--round-timeout (\(roundTimeout)) must be a positive number of seconds") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr (\(lr)) must be a positive number") }
-        if let text = widths {
-            let v = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            let expected = ModelSpec.defaultWidths(model).count
-            guard v.count == expected, v.allSatisfy({ ($0 ?? 0) > 0 }) else {
-                throw ValidationError("--widths (\(text)) must be \(expected) comma-separated positive integers for --model \(model.rawValue)")
-            }
-        }
+        _ = try parsedWidths()
         _ = try clientsPerDomain()
         _ = try seedList()
+    }
+
+    /// --widths as integers: as many as --model has layers, each positive; nil when not given.
+    func parsedWidths() throws -> [Int]? {
+        guard let text = widths else { return nil }
+        let v = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let expected = ModelSpec.defaultWidths(model).count
+        guard v.count == expected, v.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ValidationError("--widths (\(text)) must be \(expected) comma-separated positive integers for --model \(model.rawValue)")
+        }
+        return v.map { $0! }
     }
 
     /// The seeds to run: --seeds, or --seed alone.
@@ -112,11 +117,7 @@ struct SimOptions: ParsableArguments {
     }
 
     func plan(_ strategy: StrategyKind) throws -> SimulationPlan {
-        let w = try widths.map { text -> [Int] in
-            let v = text.split(separator: ",").compactMap { Int($0) }
-            guard !v.isEmpty, v.allSatisfy({ $0 > 0 }) else { throw ValidationError("--widths (\(text)) must be comma-separated positive integers") }
-            return v
-        } ?? (model == .digitCNN ? preset.widths : nil)
+        let w = try parsedWidths() ?? (model == .digitCNN ? preset.widths : nil)
         let n: Norm = strategy == .fedwon ? .none : strategy == .fedbn ? .batch : norm
         var t = TrainingSettings()
         t.batchSize = batch; t.learningRate = lr ?? preset.learningRate; t.epochs = epochs; t.seed = seed
