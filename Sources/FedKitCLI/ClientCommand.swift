@@ -3,6 +3,7 @@ import Federated
 import Foundation
 import Logging
 import NIOCore
+import NN
 import Tensor
 import Transport
 import Wire
@@ -63,10 +64,11 @@ public struct ClientCommand: AsyncParsableCommand {
         let clientName = givenName ?? credentials.commonName ?? "client"
         logger[metadataKey: "client"] = "\(clientName)"
         let spec = try model.spec(strategy: kind, file)
-        let data = try dataOptions.load(file)
+        let data = try dataOptions.load(file, shape: ModelOptions.inputShape(spec))
+        try Self.checkClasses(data, spec)
         if check {
             _ = try status.resolve(file)
-            Console.line("fed-client: usable; \(clientName) (\(data.domain): \(data.trainIndices.count) training and \(data.test.count) test examples, \(spec.architecture.rawValue)/\(spec.norm.rawValue)) would connect to \(address)")
+            Console.line("fed-client: usable; \(clientName) (\(data.domain): \(data.trainIndices.count) training and \(data.test.count) test examples at \(ModelOptions.inputShape(spec)), \(spec.architecture.rawValue)/\(spec.norm.rawValue)) would connect to \(address)")
             return
         }
         let learner = LocalLearner(model: try spec.build(), data: data, clientName: clientName)
@@ -117,7 +119,8 @@ public struct ClientCommand: AsyncParsableCommand {
             var clientLogger = logger
             clientLogger[metadataKey: "client"] = "\(name)"
             let (creds, expires) = try TLSOptions.load(cert: "\(dir)/\(name).crt", key: "\(dir)/\(name).key", ca: ca, role: .client, logger: clientLogger)
-            let data = try d.load(file)
+            let data = try d.load(file, shape: ModelOptions.inputShape(spec))
+            try Self.checkClasses(data, spec)
             if check {
                 Console.line("fed-client: usable; \(name) (\(data.domain) shard \(shard)/\(k): \(data.trainIndices.count) training and \(data.test.count) test examples) would connect to \(host):\(port)")
                 continue
@@ -143,6 +146,14 @@ public struct ClientCommand: AsyncParsableCommand {
                 }
             }
             try await group.waitForAll()
+        }
+    }
+
+    /// Refuses data whose labels the model cannot output (more classes than `--classes`), naming both.
+    static func checkClasses(_ data: LocalData, _ spec: ModelSpec) throws {
+        let classes = max(data.train.classCount, data.test.classCount)
+        guard classes <= spec.classes else {
+            throw ValidationError("the data of \(data.domain) has \(classes) classes but the model (\(spec.architecture.rawValue), --classes \(spec.classes)) outputs \(spec.classes); set --classes \(classes)")
         }
     }
 

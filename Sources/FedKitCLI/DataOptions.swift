@@ -19,9 +19,10 @@ public struct DataOptions: ParsableArguments {
     public var dataSeed: UInt64?
     public init() {}
 
-    /// Loads the data and cuts out this client's shard.
+    /// Loads the data, brought to the model's input `shape` (grey → 3 channels, resized), and cuts out
+    /// this client's shard.
     /// - Throws: `ValidationError` quoting the bad value, or the data module's error naming the file.
-    public func load(_ config: ConfigFile) throws -> LocalData {
+    public func load(_ config: ConfigFile, shape: ImageShape = .digits) throws -> LocalData {
         guard let spec = try config.resolve(data, "data") else {
             throw ValidationError("--data is required, e.g. --data digits5:svhn or --data /data/digits:svhn")
         }
@@ -38,9 +39,9 @@ public struct DataOptions: ParsableArguments {
             let train = try config.resolve(trainCount, "train-count", Digits5.protocolTrainCount)
             let test = try config.resolve(testCount, "test-count", Digits5.protocolTestCount)
             guard train >= 10, test >= 10 else { throw ValidationError("--train-count (\(train)) and --test-count (\(test)) must be at least 10") }
-            domainData = Digits5.makeDomains([d], trainCount: train, testCount: test, seed: seed)[0]
+            domainData = try DataSource.digits5(trainCount: train, testCount: test).load(domains: [d.rawValue], seed: seed, shape: shape)[0]
         } else {
-            var d = try DatasetFolder.load(root: source, domains: [domain])[0]
+            var d = try DatasetFolder.load(root: source, domains: [domain], shape: shape)[0]
             if let limit = try config.resolve(testCount, "test-count") {
                 guard limit >= 1 else { throw ValidationError("--test-count (\(limit)) must be at least 1") }
                 if limit < d.test.count { d.test = d.test.subset(Array(0..<limit)) }

@@ -65,6 +65,8 @@ public struct ModelOptions: ParsableArguments {
     public var classes: Int?
     @Option(help: "Seed of the model's initialization.")
     public var modelSeed: UInt64?
+    @Option(help: "Height and width of the model's square input; every client's images are brought to it (default: the architecture's own, digit-cnn 28, alexnet 64, resnet 32).")
+    public var inputSize: Int?
     public init() {}
 
     public func spec(strategy: StrategyKind, _ config: ConfigFile) throws -> ModelSpec {
@@ -78,8 +80,17 @@ public struct ModelOptions: ParsableArguments {
             guard parsed.allSatisfy({ $0 != nil && $0! > 0 }) else { throw ValidationError("--widths (\(text)) must be comma-separated positive integers") }
             w = parsed.map { $0! }
         }
-        return ModelSpec(architecture: arch, norm: n, classes: try config.resolve(classes, "classes", 10), widths: w,
-                         groups: try config.resolve(groups, "groups", 32), seed: try config.resolve(modelSeed, "model-seed", 0))
+        let size = try config.resolve(inputSize, "input-size", ModelSpec.defaultInputSize(arch))
+        if arch == .alexnet && size < 64 { throw ValidationError("--input-size (\(size)) must be at least 64 for alexnet (its input is 3×S×S with S ≥ 64)") }
+        guard size >= 1 else { throw ValidationError("--input-size (\(size)) must be a positive number of pixels") }
+        let spec = ModelSpec(architecture: arch, norm: n, classes: try config.resolve(classes, "classes", 10), inputSize: size, widths: w,
+                             groups: try config.resolve(groups, "groups", 32), seed: try config.resolve(modelSeed, "model-seed", 0))
+        return spec
+    }
+
+    /// The images the model takes, C×S×S: what every client's data is brought to.
+    public static func inputShape(_ spec: ModelSpec) -> ImageShape {
+        ImageShape(channels: spec.inputChannels, height: spec.inputSize, width: spec.inputSize)
     }
 }
 

@@ -96,6 +96,8 @@ public final class Simulator: @unchecked Sendable {
 
     private let lock = NSLock()
     private var children: [String: Process] = [:]
+    /// Log file of each child, by name.
+    private var logs: [String: String] = [:]
     private var dropouts: [Dropout] = []
     private var completedRounds = 0
     private var finished = false
@@ -143,7 +145,8 @@ public final class Simulator: @unchecked Sendable {
 
     func modelArguments() -> [String] {
         var a = ["--model", plan.model.architecture.rawValue, "--norm", plan.model.norm.rawValue,
-                 "--groups", String(plan.model.groups), "--classes", String(plan.model.classes), "--model-seed", String(plan.model.seed)]
+                 "--groups", String(plan.model.groups), "--classes", String(plan.model.classes), "--model-seed", String(plan.model.seed),
+                 "--input-size", String(plan.model.inputSize)]
         if let w = plan.model.widths { a += ["--widths", w.map(String.init).joined(separator: ",")] }
         return a
     }
@@ -165,7 +168,7 @@ public final class Simulator: @unchecked Sendable {
         p.standardOutput = stdout ?? handle
         p.standardInput = FileHandle.nullDevice
         p.terminationHandler = { [weak self] proc in self?.childEnded(name, proc) }
-        lock.lock(); children[name] = p; lock.unlock()
+        lock.lock(); children[name] = p; logs[name] = log; lock.unlock()
         do { try p.run() } catch {
             throw SimulationError("cannot start \(binaries)/\(executable): \(error.localizedDescription) (build it with `swift build`)")
         }
@@ -176,7 +179,24 @@ public final class Simulator: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         guard name != "server", !finished, p.terminationStatus != 0 || p.terminationReason == .uncaughtSignal else { return }
         dropouts.append(Dropout(client: name, atSeconds: Date().timeIntervalSince(start), afterRound: completedRounds, status: p.terminationStatus))
-        onProgress("client \(name) exited (status \(p.terminationStatus)) after round \(completedRounds); the federation goes on without it")
+        let reason = lastError(logs[name]).map { ": \($0)" } ?? ""
+        onProgress("client \(name) exited (status \(p.terminationStatus)) after round \(completedRounds)\(reason); the federation goes on without it")
+    }
+
+    /// The reason a child gave for failing: the last error line of its log (without the timestamp).
+    func lastError(_ log: String?) -> String? {
+        guard let log, let text = try? String(contentsOfFile: log, encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n").map(String.init)
+        guard let line = lines.last(where: { $0.contains("Error:") || $0.contains(" ERROR ") || $0.contains(" CRITICAL ") }) else { return nil }
+        if let r = line.range(of: "Error: ") { return String(line[r.upperBound...]) }
+        return line.split(separator: " ", maxSplits: 3).dropFirst(3).first.map(String.init) ?? line
+    }
+
+    /// The last error each client logged, one line each, for a server that failed without them.
+    func clientReasons() -> String {
+        lock.lock(); let files = logs.filter { $0.key != "server" }; lock.unlock()
+        let lines = files.sorted { $0.key < $1.key }.compactMap { name, log in lastError(log).map { "  \(name): \($0)" } }
+        return lines.isEmpty ? "" : "\nerrors the clients logged:\n" + lines.joined(separator: "\n")
     }
 
     /// Runs the federation to its end.
@@ -257,7 +277,8 @@ public final class Simulator: @unchecked Sendable {
         server.waitUntilExit()
         lock.lock(); finished = true; lock.unlock()
         guard server.terminationStatus == 0 else {
-            throw SimulationError("fed-server failed (status \(server.terminationStatus)); see \(directory)/server.log:\n" + tail("\(directory)/server.log"))
+            throw SimulationError("fed-server failed (status \(server.terminationStatus)); see \(directory)/server.log:\n" + tail("\(directory)/server.log")
+                                  + clientReasons())
         }
         // Clients leave after the server's Goodbye; give them a moment before stopping stragglers.
         let deadline = Date().addingTimeInterval(10)

@@ -46,6 +46,7 @@ struct SimOptions: ParsableArguments {
     @Option(help: "FedProx μ (default 0.01).") var fedproxMu: Float?
     @Option(help: "Model architecture.") var model: Architecture = .digitCNN
     @Option(help: "Comma-separated widths (default: the preset's).") var widths: String?
+    @Option(help: "Height and width of the model's input; every client's images are brought to it (default: the model's own: digit-cnn 28, alexnet 64 (at least 64), resnet8/resnet20 32).") var inputSize: Int?
     @Option(help: "Norm for fedavg and fedprox (fedbn uses batch, fedwon none).") var norm: Norm = .batch
     @Option(help: "Fraction of clients sampled per round.") var fraction: Double = 1
     @Option(help: "Seed of data, sampling and shuffling.") var seed: UInt64 = 1
@@ -72,6 +73,9 @@ struct SimOptions: ParsableArguments {
         guard roundTimeout > 0 && roundTimeout.isFinite else { throw ValidationError("--round-timeout (\(roundTimeout)) must be a positive number of seconds") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr (\(lr)) must be a positive number") }
         _ = try parsedWidths()
+        if let s = inputSize, s < 1 || (model == .alexnet && s < 64) {
+            throw ValidationError("--input-size (\(s)) must be at least \(model == .alexnet ? 64 : 1) for --model \(model.rawValue)")
+        }
         _ = try clientsPerDomain()
         _ = try seedList()
     }
@@ -123,7 +127,7 @@ struct SimOptions: ParsableArguments {
         t.batchSize = batch; t.learningRate = lr ?? preset.learningRate; t.epochs = epochs; t.seed = seed
         if strategy == .fedwon { t.agcLambda = agcLambda ?? 0.32 }
         if strategy == .fedprox { t.proximalMu = fedproxMu ?? 0.01 }
-        var p = SimulationPlan(strategy: strategy, model: ModelSpec(architecture: model, norm: n, widths: w, groups: 32, seed: seed),
+        var p = SimulationPlan(strategy: strategy, model: ModelSpec(architecture: model, norm: n, inputSize: inputSize, widths: w, groups: 32, seed: seed),
                                rounds: rounds ?? preset.rounds, training: t, domains: try domainList())
         p.dataFolder = data
         p.clientsPerDomain = try clientsPerDomain()
@@ -147,6 +151,7 @@ struct SimOptions: ParsableArguments {
         ["preset": preset.rawValue, "batch": String(batch), "lr": String(lr ?? preset.learningRate), "epochs": String(epochs),
          "rounds": String(rounds ?? preset.rounds), "partition": partition, "data": data ?? "digits5 (built-in)",
          "data_fraction": String(dataFraction), "seed": String(seed), "model": model.rawValue,
+         "input_size": String(inputSize ?? ModelSpec.defaultInputSize(model)),
          "widths": widths ?? preset.widths.map { $0.map(String.init).joined(separator: ",") } ?? "standard",
          "agc_lambda (fedwon)": String(agcLambda ?? 0.32), "threads_per_process": String(threads),
          "max_update_norm": maxUpdateNorm.map { String($0) } ?? "none", "lr_decay": lrDecay.map { String($0) } ?? "1"]
@@ -200,6 +205,9 @@ struct SimOptions: ParsableArguments {
                 Console.line("\(s.rawValue): skipped — \(reason)")
                 continue
             }
+            // A model that cannot be built (an input too small for its layers, widths GroupNorm cannot
+            // split) is refused here, naming the value, before any process starts.
+            do { _ = try p.model.build() } catch { throw ValidationError("--model \(p.model.architecture.rawValue) at input 3×\(p.model.inputSize)×\(p.model.inputSize): \(error)") }
             Console.line("\(s.rawValue): \(p.clients.count) clients, \(p.model.architecture.rawValue)/\(p.model.norm.rawValue), \(p.rounds) rounds")
             let sim = Simulator(plan: p, directory: "\(out)/\(s.rawValue)", certificates: certs, binaries: binaries)
             let terminal = isatty(1) == 1
@@ -231,6 +239,12 @@ struct SimOptions: ParsableArguments {
         Console.line("\nwrote \(out)/summary.json and \(out)/report.html")
         return (results, skipped)
     }
+}
+
+/// A simulation that failed: printed as its reason alone (its processes' own words), not with the usage line.
+struct SimulationFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
 }
 
 enum AtomicWrite {
@@ -270,7 +284,7 @@ extension FedSim {
         @OptionGroup var options: SimOptions
         func run() throws {
             SignalGuard.shared.install()
-            do { try options.simulate([strategy]) } catch let e as SimulationError { throw ValidationError(e.description) }
+            do { try options.simulate([strategy]) } catch let e as SimulationError { throw SimulationFailure(message: e.description) }
         }
     }
 
@@ -286,7 +300,7 @@ extension FedSim {
                 return k
             }
             SignalGuard.shared.install()
-            do { try options.simulate(kinds) } catch let e as SimulationError { throw ValidationError(e.description) }
+            do { try options.simulate(kinds) } catch let e as SimulationError { throw SimulationFailure(message: e.description) }
         }
     }
 }
