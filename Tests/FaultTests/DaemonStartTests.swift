@@ -88,7 +88,7 @@ final class DaemonStartTests: XCTestCase {
         let client = try run(federation, "fed-client", "client", ["--check", "--server", "localhost:7443", "--data", "digits5:mnist",
                                                       "--train-count", "100", "--test-count", "20", "--state-dir", clientState] + federation.tls("mnist-0"))
         XCTAssertEqual(client.status, 0, client.log)
-        XCTAssertTrue(client.log.contains("fed-client: usable; mnist-0 (mnist: 100 training and 20 test examples, digit-cnn/batch) would connect to localhost:7443"), client.log)
+        XCTAssertTrue(client.log.contains("fed-client: usable; mnist-0 (mnist: 100 training and 20 test examples at 3×28×28, digit-cnn/batch) would connect to localhost:7443"), client.log)
         XCTAssertFalse(FileManager.default.fileExists(atPath: clientState), "--check created the state directory")
         // What a real start would refuse, --check refuses too.
         let bad = try run(federation, "fed-server", "bad", ["--check", "--momentum", "1", "--state-dir", serverState] + federation.tls("server"))
