@@ -83,9 +83,8 @@ public struct ModelOptions: ParsableArguments {
         let size = try config.resolve(inputSize, "input-size", ModelSpec.defaultInputSize(arch))
         if arch == .alexnet && size < 64 { throw ValidationError("--input-size (\(size)) must be at least 64 for alexnet (its input is 3×S×S with S ≥ 64)") }
         guard size >= 1 else { throw ValidationError("--input-size (\(size)) must be a positive number of pixels") }
-        let spec = ModelSpec(architecture: arch, norm: n, classes: try config.resolve(classes, "classes", 10), inputSize: size, widths: w,
-                             groups: try config.resolve(groups, "groups", 32), seed: try config.resolve(modelSeed, "model-seed", 0))
-        return spec
+        return ModelSpec(architecture: arch, norm: n, classes: try config.resolve(classes, "classes", 10), inputSize: size, widths: w,
+                         groups: try config.resolve(groups, "groups", 32), seed: try config.resolve(modelSeed, "model-seed", 0))
     }
 
     /// The images the model takes, C×S×S: what every client's data is brought to.

@@ -241,12 +241,6 @@ struct SimOptions: ParsableArguments {
     }
 }
 
-/// A simulation that failed: printed as its reason alone (its processes' own words), not with the usage line.
-struct SimulationFailure: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
-}
-
 enum AtomicWrite {
     static func write(_ data: Data, to path: String) throws { try AtomicFile.write(data, to: path) }
 }
@@ -284,7 +278,8 @@ extension FedSim {
         @OptionGroup var options: SimOptions
         func run() throws {
             SignalGuard.shared.install()
-            do { try options.simulate([strategy]) } catch let e as SimulationError { throw SimulationFailure(message: e.description) }
+            // A SimulationError is printed as its reason alone (the processes' own words), without the usage line.
+            try options.simulate([strategy])
         }
     }
 
@@ -300,7 +295,7 @@ extension FedSim {
                 return k
             }
             SignalGuard.shared.install()
-            do { try options.simulate(kinds) } catch let e as SimulationError { throw SimulationFailure(message: e.description) }
+            try options.simulate(kinds)
         }
     }
 }
