@@ -25,14 +25,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
-        // Layer 0: OpenBLAS.
+        // Layer 0: OpenBLAS; libjpeg-turbo and zlib for image and archive decoding.
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Layer 1: tensors and numeric kernels.
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimized),
         // Layer 2: layers, losses, optimizers, state dictionaries, model zoo.
         .target(name: "NN", dependencies: ["Tensor"], swiftSettings: optimized),
-        // Layer 3: datasets, the digits5 generator, partitioners.
-        .target(name: "Data", dependencies: ["Tensor"], swiftSettings: optimized),
+        // Layer 3: datasets, image files, the digits5 generator, partitioners.
+        .target(name: "Data", dependencies: ["Tensor", "CTurboJPEG", "CZlib"], swiftSettings: optimized),
         // Layer 4: protobuf contract, framing, chunked tensors.
         .target(name: "CCRC32C"),
         .target(name: "Wire", dependencies: [
@@ -88,7 +90,7 @@ let package = Package(
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: optimized),
         .testTarget(name: "NNTests", dependencies: ["NN"], exclude: ["Fixtures"], swiftSettings: optimized),
-        .testTarget(name: "DataTests", dependencies: ["Data", "NN", "Tensor"], swiftSettings: optimized),
+        .testTarget(name: "DataTests", dependencies: ["Data", "NN", "Tensor"], exclude: ["Fixtures"], swiftSettings: optimized),
         .target(name: "FuzzCorpusStore", path: "Tests/FuzzCorpusStore"),
         .testTarget(name: "WireTests", dependencies: [
             "Wire", "Tensor", "CCRC32C", "FuzzCorpusStore", .product(name: "NIOCore", package: "swift-nio"),

@@ -9,6 +9,8 @@ set -euo pipefail
 runtime=(
     "libopenblas-dev:/usr/include/x86_64-linux-gnu/cblas.h"
     "openssl:/usr/bin/openssl"
+    "libturbojpeg0-dev:/usr/include/turbojpeg.h"
+    "zlib1g-dev:/usr/include/zlib.h"
 )
 testing=(
     "chromium:/usr/bin/chromium"
@@ -19,6 +21,7 @@ testing=(
     "libssl-dev:/usr/include/openssl/evp.h"
     "iproute2:/usr/bin/ip"
     "python3-yaml:/usr/lib/python3/dist-packages/yaml/__init__.py"
+    "libjpeg-turbo-progs:/usr/bin/djpeg"
 )
 
 need=()

@@ -1,274 +1,145 @@
-// Decompression of deflate streams (RFC 1951) and gzip files (RFC 1952), enough to
-// read `*.gz` IDX files and deflated `.npz` entries without a system zlib.
-// Huffman codes decode through a 10-bit lookup table, longer codes bit by bit in
-// the canonical order.
+// Decompression of deflate streams (RFC 1951), zlib streams (RFC 1950) and gzip
+// files (RFC 1952) through the system zlib: `*.gz` IDX files, deflated `.npz`
+// entries and PNG image data. zlib checks the gzip CRC-32 and length and the zlib
+// Adler-32; this file only frames the calls and turns zlib's status into errors.
 
-/// Why a compressed stream could not be decoded.
+import CZlib
+
+/// Why a compressed stream could not be decoded (zlib's message, or what ended early).
 struct InflateError: Error {
     let reason: String
 }
 
-/// A canonical Huffman code built from code lengths.
-private struct Huffman {
-    static let fastBits = 10
-    /// For each length 0...15, how many symbols have that length.
-    var counts = [Int](repeating: 0, count: 16)
-    /// Symbols ordered by (length, value).
-    var symbols: [Int]
-    /// Indexed by the next `fastBits` input bits (LSB first): `symbol << 4 | length`,
-    /// or 0 when the code is longer than `fastBits`.
-    var table = [UInt32](repeating: 0, count: 1 << fastBits)
+/// The framing around a deflate stream, as zlib's `windowBits` selects it.
+enum DeflateFraming {
+    /// No header or trailer (zip entries): windowBits -15.
+    case raw
+    /// A 2-byte zlib header and an Adler-32 trailer (PNG's IDAT): windowBits 15.
+    case zlib
+    /// A gzip member header and a CRC-32 + length trailer: windowBits 16 + 15.
+    case gzip
 
-    init(lengths: [Int]) throws {
-        for l in lengths { counts[l] += 1 }
-        counts[0] = 0
-        var left = 1
-        for len in 1...15 {
-            left <<= 1
-            left -= counts[len]
-            if left < 0 { throw InflateError(reason: "over-subscribed Huffman code") }
-        }
-        var offsets = [Int](repeating: 0, count: 16)
-        for len in 1..<15 { offsets[len + 1] = offsets[len] + counts[len] }
-        symbols = [Int](repeating: 0, count: lengths.count)
-        for (sym, l) in lengths.enumerated() where l != 0 {
-            symbols[offsets[l]] = sym
-            offsets[l] += 1
-        }
-        // Canonical codes, bit-reversed for LSB-first lookup.
-        var code = 0
-        var nextCode = [Int](repeating: 0, count: 16)
-        for len in 1...15 { nextCode[len] = code; code = (code + counts[len]) << 1 }
-        for (sym, l) in lengths.enumerated() where l != 0 {
-            let c = nextCode[l]
-            nextCode[l] += 1
-            guard l <= Huffman.fastBits else { continue }
-            var rev = 0
-            for b in 0..<l where c & (1 << b) != 0 { rev |= 1 << (l - 1 - b) }
-            var i = rev
-            while i < (1 << Huffman.fastBits) {
-                table[i] = UInt32(sym << 4 | l)
-                i += 1 << l
-            }
+    var windowBits: Int32 {
+        switch self {
+        case .raw: -15
+        case .zlib: 15
+        case .gzip: 16 + 15
         }
     }
 }
 
-/// LSB-first bit reader over a byte buffer.
-private struct BitReader {
-    let bytes: UnsafeBufferPointer<UInt8>
-    var position: Int
-    var buffer: UInt64 = 0
-    var count = 0
-
-    init(_ bytes: UnsafeBufferPointer<UInt8>, start: Int) {
-        self.bytes = bytes
-        position = start
-    }
-
-    /// Fills the buffer to at least 57 bits where input remains (zero bits past the end).
-    @inline(__always) mutating func refill() {
-        while count <= 56 {
-            if position < bytes.count { buffer |= UInt64(bytes[position]) << UInt64(count) }
-            position += 1
-            count += 8
-        }
-    }
-
-    @inline(__always) mutating func bits(_ n: Int) throws -> Int {
-        if n == 0 { return 0 }
-        if count < n {
-            refill()
-            if position > bytes.count + 16 { throw InflateError(reason: "unexpected end of compressed data") }
-        }
-        let v = Int(buffer & ((1 << UInt64(n)) - 1))
-        buffer >>= UInt64(n)
-        count -= n
-        return v
-    }
-
-    /// Drops bits up to the next byte boundary.
-    mutating func alignToByte() {
-        let drop = count % 8
-        buffer >>= UInt64(drop)
-        count -= drop
-    }
-
-    /// Index of the next unread byte (after `alignToByte`).
-    var bytePosition: Int { position - count / 8 }
-
-    /// Moves to byte `index`, discarding buffered bits.
-    mutating func seek(_ index: Int) {
-        position = index
-        buffer = 0
-        count = 0
-    }
-
-    @inline(__always) fileprivate mutating func decode(_ h: Huffman) throws -> Int {
-        if count < 15 {
-            refill()
-            if position > bytes.count + 16 { throw InflateError(reason: "unexpected end of compressed data") }
-        }
-        let e = h.table[Int(buffer & UInt64((1 << Huffman.fastBits) - 1))]
-        if e != 0 {
-            let l = Int(e & 15)
-            buffer >>= UInt64(l)
-            count -= l
-            return Int(e >> 4)
-        }
-        // Slow path: walk the canonical code one bit at a time.
-        var code = 0, first = 0, index = 0
-        for len in 1...15 {
-            code |= Int(buffer & 1)
-            buffer >>= 1
-            count -= 1
-            let n = h.counts[len]
-            if code - n < first { return h.symbols[index + (code - first)] }
-            index += n
-            first = (first + n) << 1
-            code <<= 1
-        }
-        throw InflateError(reason: "invalid Huffman code")
-    }
-}
-
-private let lengthBase = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258]
-private let lengthExtra = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0]
-private let distBase = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073,
-                        4097, 6145, 8193, 12289, 16385, 24577]
-private let distExtra = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13]
-private let fixedLiteral = try! Huffman(lengths: (0..<288).map { $0 < 144 ? 8 : $0 < 256 ? 9 : $0 < 280 ? 7 : 8 })
-private let fixedDistance = try! Huffman(lengths: [Int](repeating: 5, count: 30))
-private let codeLengthOrder = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15]
-
-/// Decompresses a raw deflate stream starting at `start`.
+/// Decompresses one stream of `framing` starting at byte `start` of `input`.
+///
+/// The stream must end (zlib's `Z_STREAM_END`) within `input`; bytes after it are
+/// left alone and their start is returned, so callers can read what follows.
+/// - Parameters:
+///   - input: the compressed bytes (the stream may be followed by other data).
+///   - start: index of the stream's first byte.
+///   - framing: raw deflate, zlib or gzip.
+///   - sizeHint: expected decompressed size, to allocate once (0: unknown).
 /// - Returns: the data and the index of the first byte after the stream.
-func inflate(_ input: UnsafeBufferPointer<UInt8>, start: Int = 0, sizeHint: Int = 0) throws -> (data: [UInt8], end: Int) {
-    var r = BitReader(input, start: start)
+/// - Throws: `InflateError` with zlib's message (e.g. "incorrect data check" for a
+///   failed CRC-32 or Adler-32) or "unexpected end of compressed data".
+func decompress(_ input: UnsafeBufferPointer<UInt8>, start: Int = 0, framing: DeflateFraming,
+                sizeHint: Int = 0) throws -> (data: [UInt8], end: Int) {
+    precondition(start >= 0 && start <= input.count, "decompress: start \(start) outside 0...\(input.count)")
+    var stream = z_stream()
+    let status = inflateInit2_(&stream, framing.windowBits, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+    guard status == Z_OK else { throw InflateError(reason: "zlib initialisation failed (\(status))") }
+    defer { inflateEnd(&stream) }
+
     var out = [UInt8](repeating: 0, count: max(1024, sizeHint))
-    var o = 0
-    @inline(__always) func ensure(_ n: Int) {
-        if o + n > out.count { out += [UInt8](repeating: 0, count: max(n, out.count)) }
-    }
-    var final = false
-    while !final {
-        final = try r.bits(1) == 1
-        let type = try r.bits(2)
-        switch type {
-        case 0:
-            r.alignToByte()
-            let p = r.bytePosition
-            r.seek(p)
-            guard p + 4 <= input.count else { throw InflateError(reason: "unexpected end of compressed data") }
-            let len = Int(input[p]) | Int(input[p + 1]) << 8
-            let nlen = Int(input[p + 2]) | Int(input[p + 3]) << 8
-            guard len == (~nlen & 0xFFFF) else { throw InflateError(reason: "stored block length check failed") }
-            guard p + 4 + len <= input.count else { throw InflateError(reason: "unexpected end of compressed data") }
-            ensure(len)
-            for k in 0..<len { out[o + k] = input[p + 4 + k] }
-            o += len
-            r.seek(p + 4 + len)
-        case 1, 2:
-            var lit = fixedLiteral, dist = fixedDistance
-            if type == 2 {
-                let hlit = try r.bits(5) + 257, hdist = try r.bits(5) + 1, hclen = try r.bits(4) + 4
-                var clen = [Int](repeating: 0, count: 19)
-                for k in 0..<hclen { clen[codeLengthOrder[k]] = try r.bits(3) }
-                let lencode = try Huffman(lengths: clen)
-                var lengths = [Int]()
-                lengths.reserveCapacity(hlit + hdist)
-                while lengths.count < hlit + hdist {
-                    let sym = try r.decode(lencode)
-                    switch sym {
-                    case 0..<16: lengths.append(sym)
-                    case 16:
-                        guard let prev = lengths.last else { throw InflateError(reason: "repeat with no previous length") }
-                        lengths += [Int](repeating: prev, count: 3 + (try r.bits(2)))
-                    case 17: lengths += [Int](repeating: 0, count: 3 + (try r.bits(3)))
-                    default: lengths += [Int](repeating: 0, count: 11 + (try r.bits(7)))
-                    }
-                }
-                guard lengths.count == hlit + hdist else { throw InflateError(reason: "too many code lengths") }
-                guard lengths[256] != 0 else { throw InflateError(reason: "no end-of-block code") }
-                lit = try Huffman(lengths: Array(lengths[0..<hlit]))
-                dist = try Huffman(lengths: Array(lengths[hlit...]))
-            }
-            while true {
-                let sym = try r.decode(lit)
-                if sym < 256 {
-                    ensure(1)
-                    out[o] = UInt8(sym)
-                    o += 1
-                } else if sym == 256 {
-                    break
-                } else {
-                    let li = sym - 257
-                    guard li < 29 else { throw InflateError(reason: "invalid length symbol") }
-                    let len = lengthBase[li] + (try r.bits(lengthExtra[li]))
-                    let di = try r.decode(dist)
-                    guard di < 30 else { throw InflateError(reason: "invalid distance symbol") }
-                    let d = distBase[di] + (try r.bits(distExtra[di]))
-                    guard d <= o else { throw InflateError(reason: "distance too far back") }
-                    ensure(len)
-                    out.withUnsafeMutableBufferPointer { p in
-                        for k in 0..<len { p[o + k] = p[o + k - d] }
-                    }
-                    o += len
-                }
-            }
-        default:
-            throw InflateError(reason: "invalid block type")
+    var produced = 0
+    var consumed = start
+    while true {
+        // Feed at most 1 GiB at a time: avail_in and avail_out are 32-bit.
+        let inCount = min(input.count - consumed, 1 << 30)
+        if produced == out.count { out += [UInt8](repeating: 0, count: out.count) }
+        let outCount = min(out.count - produced, 1 << 30)
+        let result: Int32 = out.withUnsafeMutableBufferPointer { dst in
+            stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress.map { $0 + consumed })
+            stream.avail_in = UInt32(inCount)
+            stream.next_out = dst.baseAddress! + produced
+            stream.avail_out = UInt32(outCount)
+            let r = CZlib.inflate(&stream, Z_NO_FLUSH)
+            consumed += inCount - Int(stream.avail_in)
+            produced += outCount - Int(stream.avail_out)
+            return r
         }
-        if r.bytePosition > input.count { throw InflateError(reason: "unexpected end of compressed data") }
+        switch result {
+        case Z_STREAM_END:
+            out.removeLast(out.count - produced)
+            return (out, consumed)
+        case Z_OK:
+            continue
+        case Z_BUF_ERROR where consumed == input.count:
+            throw InflateError(reason: "unexpected end of compressed data")
+        case Z_BUF_ERROR:
+            continue  // no room for output: the next pass grows `out`
+        case Z_NEED_DICT:
+            throw InflateError(reason: "stream needs a preset dictionary")
+        case Z_MEM_ERROR:
+            throw InflateError(reason: "out of memory")
+        default:
+            let message = stream.msg.map { String(cString: $0) } ?? "zlib error \(result)"
+            throw InflateError(reason: message)
+        }
     }
-    r.alignToByte()
-    out.removeLast(out.count - o)
-    return (out, r.bytePosition)
+}
+
+/// Decompresses a raw deflate stream (a zip entry) starting at `start`.
+/// - Returns: the data and the index of the first byte after the stream.
+/// - Throws: `InflateError` when the stream is corrupt or ends early.
+func inflate(_ input: UnsafeBufferPointer<UInt8>, start: Int = 0, sizeHint: Int = 0) throws -> (data: [UInt8], end: Int) {
+    try decompress(input, start: start, framing: .raw, sizeHint: sizeHint)
 }
 
 /// Whether `bytes` start with the gzip magic number 1f 8b.
 func isGzip(_ bytes: [UInt8]) -> Bool { bytes.count >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B }
 
-/// Decompresses a gzip file (all members), checking each member's CRC-32 and size.
+/// Decompresses a gzip file, all members in turn; zlib checks each member's CRC-32
+/// and length. Bytes after a member that do not start another one are ignored, as
+/// gzip does.
+/// - Throws: `InflateError` when the file is not gzip, or a member is corrupt,
+///   fails its checks or is cut short.
 func gunzip(_ bytes: [UInt8]) throws -> [UInt8] {
-    try bytes.withUnsafeBufferPointer { input in
+    guard isGzip(bytes) else { throw InflateError(reason: "not a gzip stream") }
+    return try bytes.withUnsafeBufferPointer { input in
         var out = [UInt8]()
         var p = 0
-        while p < input.count {
-            guard p + 10 <= input.count, input[p] == 0x1F, input[p + 1] == 0x8B else {
-                if p > 0 { break }  // trailing garbage after a member is ignored, as gzip does
-                throw InflateError(reason: "not a gzip stream")
-            }
-            guard input[p + 2] == 8 else { throw InflateError(reason: "unknown gzip compression method \(input[p + 2])") }
-            let flags = input[p + 3]
-            p += 10
-            if flags & 4 != 0 {
-                guard p + 2 <= input.count else { throw InflateError(reason: "truncated gzip header") }
-                p += 2 + (Int(input[p]) | Int(input[p + 1]) << 8)
-            }
-            for bit: UInt8 in [8, 16] where flags & bit != 0 {
-                while p < input.count && input[p] != 0 { p += 1 }
-                p += 1
-            }
-            if flags & 2 != 0 { p += 2 }
-            guard p < input.count else { throw InflateError(reason: "truncated gzip header") }
+        while p + 2 <= input.count, input[p] == 0x1F, input[p + 1] == 0x8B {
             var hint = 0
-            if input.count >= 4 {
+            if out.isEmpty, input.count >= 4 {
+                // The last member's size field; only a hint (it may be garbage in a
+                // damaged file), capped so a bad value cannot force a huge allocation.
                 let e = input.count - 4
                 hint = Int(input[e]) | Int(input[e + 1]) << 8 | Int(input[e + 2]) << 16 | Int(input[e + 3]) << 24
+                hint = min(hint, 16 * input.count + 65_536)
             }
-            // The trailer's size is only a hint (it may be garbage in a damaged file):
-            // cap it so a bad value cannot force a huge allocation.
-            hint = min(hint, 16 * input.count + 65_536)
-            let (data, end) = try inflate(input, start: p, sizeHint: out.isEmpty ? hint : 0)
-            guard end + 8 <= input.count else { throw InflateError(reason: "truncated gzip trailer") }
-            let crc = UInt32(input[end]) | UInt32(input[end + 1]) << 8 | UInt32(input[end + 2]) << 16 | UInt32(input[end + 3]) << 24
-            let size = UInt32(input[end + 4]) | UInt32(input[end + 5]) << 8 | UInt32(input[end + 6]) << 16 | UInt32(input[end + 7]) << 24
-            guard size == UInt32(truncatingIfNeeded: data.count) else { throw InflateError(reason: "gzip size check failed") }
-            guard crc == crc32(data) else { throw InflateError(reason: "gzip CRC-32 check failed") }
+            let (data, end) = try decompress(input, start: p, framing: .gzip, sizeHint: hint)
             if out.isEmpty { out = data } else { out += data }
-            p = end + 8
+            p = end
         }
         return out
     }
+}
+
+/// CRC-32 (ISO 3309 polynomial) as used by PNG, gzip and zip, computed by zlib.
+/// - Parameters:
+///   - bytes: the data.
+///   - initial: the CRC of preceding data, to continue a running checksum.
+func crc32<C: Collection>(_ bytes: C, initial: UInt32 = 0) -> UInt32 where C.Element == UInt8 {
+    let run = { (p: UnsafeBufferPointer<UInt8>) -> UInt32 in
+        // zlib answers a null buffer with the initial value 0, not with `initial`.
+        p.isEmpty ? initial : UInt32(CZlib.crc32_z(UInt(initial), p.baseAddress, p.count))
+    }
+    return bytes.withContiguousStorageIfAvailable(run) ?? Array(bytes).withUnsafeBufferPointer(run)
+}
+
+/// Adler-32 as used by zlib streams, computed by zlib.
+func adler32<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
+    let run = { (p: UnsafeBufferPointer<UInt8>) -> UInt32 in
+        UInt32(CZlib.adler32_z(1, p.baseAddress, p.count))
+    }
+    return bytes.withContiguousStorageIfAvailable(run) ?? Array(bytes).withUnsafeBufferPointer(run)
 }

@@ -1,7 +1,8 @@
 // A minimal PNG encoder (8-bit RGB, no interlace) so sample grids can be viewed in
 // any browser without a system image library. The image data goes into a zlib
 // stream of stored (uncompressed) deflate blocks, framed by Adler-32, and every
-// chunk carries its CRC-32 (ISO 3309 / ITU-T V.42 polynomial).
+// chunk carries its CRC-32 (ISO 3309 / ITU-T V.42 polynomial; both checksums come
+// from zlib, see Inflate.swift).
 
 import Foundation
 
@@ -55,31 +56,6 @@ public enum PNG {
         out.appendBigEndian(adler32(data))
         return out
     }
-}
-
-private let crcTable: [UInt32] = (0..<256).map { n -> UInt32 in
-    var c = UInt32(n)
-    for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-    return c
-}
-
-/// CRC-32 as used by PNG, gzip and zip.
-func crc32<C: Collection>(_ bytes: C, initial: UInt32 = 0) -> UInt32 where C.Element == UInt8 {
-    var c = ~initial
-    for b in bytes { c = crcTable[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
-    return ~c
-}
-
-/// Adler-32 as used by zlib streams.
-func adler32<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
-    var a: UInt32 = 1, b: UInt32 = 0
-    var k = 0
-    for x in bytes {
-        a += UInt32(x); b += a
-        k += 1
-        if k == 5552 { a %= 65_521; b %= 65_521; k = 0 }
-    }
-    return ((b % 65_521) << 16) | (a % 65_521)
 }
 
 extension Array where Element == UInt8 {
