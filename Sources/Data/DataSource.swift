@@ -42,13 +42,16 @@ public enum DataSource: Sendable, Equatable, CustomStringConvertible {
     /// - Parameters:
     ///   - domains: which domains, in this order; all when `nil` (digits5: mnist, usps,
     ///     svhn, synth, mnistm; a folder: its sub-folders sorted by name).
-    ///   - seed: generation seed for `digits5` (folders ignore it).
+    ///   - seed: generation seed for `digits5`; a class-layout image folder's split seed.
     ///   - shape: the model's input; digits5 images are resized if it is not 3×28×28.
+    ///   - testSplit: the test share of a class-layout image folder (split with `seed`).
     /// - Throws: `DataError.invalidSpec` for an unknown digits5 domain, or any reader error.
-    public func load(domains: [String]? = nil, seed: UInt64, shape: ImageShape = .digits) throws -> [DomainData] {
+    public func load(domains: [String]? = nil, seed: UInt64, shape: ImageShape = .digits,
+                     testSplit: Double = 0.2) throws -> [DomainData] {
         switch self {
         case let .folder(path):
-            return try DatasetFolder.load(root: path, domains: domains, shape: shape)
+            return try DatasetFolder.load(root: path, domains: domains, shape: shape,
+                                          options: ImageFolderOptions(testSplit: testSplit, seed: seed))
         case let .digits5(trainCount, testCount):
             let names = domains ?? Digits5.Domain.allCases.map(\.rawValue)
             let selected = try names.map { name -> Digits5.Domain in

@@ -116,10 +116,14 @@ public struct DomainData: Sendable, Equatable {
     public var train: Dataset
     /// Test split; every client of this domain is evaluated on all of it.
     public var test: Dataset
+    /// The name of each class, by label, when the data names them (image folders,
+    /// FedBN's prepared files); empty when labels are only numbers.
+    public var classNames: [String]
 
-    public init(name: String, train: Dataset, test: Dataset) {
+    public init(name: String, train: Dataset, test: Dataset, classNames: [String] = []) {
         self.name = name
         self.train = train
         self.test = test
+        self.classNames = classNames
     }
 }

@@ -23,18 +23,30 @@ public enum DatasetFolder {
     /// 4. for `train`, FedBN's `partitions/train_part*.pkl` (all of them, in order);
     ///    `SPLIT.pkl` (a pickled `(images, labels)` of NumPy arrays, as FedBN keeps them);
     /// 5. `SPLIT.bin` or CIFAR-10's `data_batch_*.bin` / `test_batch.bin`.
-    /// Images are converted to `shape` (grey → 3 channels, bilinear resize).
+    /// A root holding FedBN's prepared `office_caltech_10/DOMAIN_{train,test}.pkl` or
+    /// `DomainNet/DOMAIN_{train,test}.pkl` (`FedBNPrepared`) is read through those lists.
+    /// A domain folder that holds only folders is an image folder (`ImageFolder`):
+    /// `train/CLASS/*` and `test/CLASS/*`, or `CLASS/*` split by `options`.
+    /// Images are converted to `shape` (grey → 3 channels, bilinear resize; image
+    /// files with Pillow's antialiased bilinear).
     /// - Parameters:
     ///   - root: the dataset folder.
     ///   - domains: the domains to load; all sub-folders, sorted by name, when `nil`.
     ///   - shape: the model's input shape.
+    ///   - options: how a class-layout image folder is split into train and test.
     /// - Throws: `DataError.missingDomain` for an absent domain folder,
     ///   `DataError.missingSplit` for a split without files, or the reader's error.
-    public static func load(root: String, domains: [String]? = nil, shape: ImageShape = .digits) throws -> [DomainData] {
+    public static func load(root: String, domains: [String]? = nil, shape: ImageShape = .digits,
+                            options: ImageFolderOptions = ImageFolderOptions()) throws -> [DomainData] {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw DataError.io(file: root, reason: "no such dataset folder")
+        }
+        if let (base, collections) = FedBNPrepared.find(at: root) {
+            return try FedBNPrepared.domains(domains, base: base, collections: collections).map { name, c in
+                try FedBNPrepared.load(base: base, collection: c, domain: name, shape: shape)
+            }
         }
         let names: [String]
         if let domains {
@@ -47,17 +59,37 @@ public enum DatasetFolder {
             }.sorted()
             guard !names.isEmpty else { throw DataError.malformed(file: root, reason: "no domain sub-folders") }
         }
+        var classNames: [String]?  // over the whole dataset, read once if an image folder needs it
         return try names.map { name in
             let folder = join(root, name)
             var dir: ObjCBool = false
             guard fm.fileExists(atPath: folder, isDirectory: &dir), dir.boolValue else {
                 throw DataError.missingDomain(root: root, domain: name)
             }
+            if let layout = ImageFolder.layout(of: folder) {
+                if classNames == nil { classNames = ImageFolder.classNames(root: root) }
+                return try ImageFolder.load(folder: folder, domain: name, layout: layout, classes: classNames!,
+                                            shape: shape, options: options)
+            }
             let train = try loadSplit("train", folder: folder, domain: name, shape: shape)
             let test = try loadSplit("test", folder: folder, domain: name, shape: shape)
             let classes = max(train.classCount, test.classCount)
             return DomainData(name: name, train: withClassCount(train, classes), test: withClassCount(test, classes))
         }
+    }
+
+    /// The domains `load(root:)` reads when none are named: the domains of FedBN's
+    /// prepared collection, or the sub-folders sorted by name.
+    /// - Throws: `DataError` when `root` is not a folder, holds no domain, or holds both
+    ///   of FedBN's collections.
+    public static func domainNames(root: String) throws -> [String] {
+        guard ImageFolder.isDirectory(root) else { throw DataError.io(file: root, reason: "no such dataset folder") }
+        if let (base, collections) = FedBNPrepared.find(at: root) {
+            return try FedBNPrepared.domains(nil, base: base, collections: collections).map(\.0)
+        }
+        let names = ImageFolder.subfolders(root)
+        guard !names.isEmpty else { throw DataError.malformed(file: root, reason: "no domain sub-folders") }
+        return names
     }
 
     /// Writes domains in the layout `load` reads (`DOMAIN/train.npz`, `DOMAIN/test.npz`).

@@ -82,3 +82,27 @@ enum JPEG {
         return rgb
     }
 }
+
+extension JPEG {
+    /// Encodes an image as a baseline JPEG (4:4:4, accurate DCT) of `quality` (1–100).
+    /// - Throws: `DataError.malformed` naming `name` with TurboJPEG's message.
+    static func encode(_ image: DecodedImage, quality: Int, name: String) throws -> [UInt8] {
+        guard let handle = tjInitCompress() else {
+            throw DataError.malformed(file: name, reason: "cannot start the JPEG encoder: \(String(cString: tjGetErrorStr2(nil)))")
+        }
+        defer { tjDestroy(handle) }
+        var buffer: UnsafeMutablePointer<UInt8>?
+        var size: UInt = 0
+        let format = image.channels == 1 ? TJPF_GRAY : TJPF_RGB
+        let subsampling = image.channels == 1 ? TJSAMP_GRAY : TJSAMP_444
+        let status = image.pixels.withUnsafeBufferPointer { p in
+            tjCompress2(handle, p.baseAddress, Int32(image.width), Int32(image.width * image.channels), Int32(image.height),
+                        Int32(format.rawValue), &buffer, &size, Int32(subsampling.rawValue), Int32(quality), TJFLAG_ACCURATEDCT)
+        }
+        defer { if let buffer { tjFree(buffer) } }
+        guard status == 0, let buffer else {
+            throw DataError.malformed(file: name, reason: "cannot encode JPEG: \(String(cString: tjGetErrorStr2(handle)))")
+        }
+        return Array(UnsafeBufferPointer(start: buffer, count: Int(size)))
+    }
+}

@@ -17,6 +17,8 @@ public struct DataOptions: ParsableArguments {
     public var testCount: Int?
     @Option(help: "Seed of data generation and partitioning.")
     public var dataSeed: UInt64?
+    @Option(help: "An image folder of DOMAIN/CLASS/* without train/ and test/: the share of each class held out for test, by a split seeded with --data-seed (default 0.2).")
+    public var testSplit: Double?
     public init() {}
 
     /// Loads the data, brought to the model's input `shape` (grey → 3 channels, resized), and cuts out
@@ -41,7 +43,10 @@ public struct DataOptions: ParsableArguments {
             guard train >= 10, test >= 10 else { throw ValidationError("--train-count (\(train)) and --test-count (\(test)) must be at least 10") }
             domainData = try DataSource.digits5(trainCount: train, testCount: test).load(domains: [d.rawValue], seed: seed, shape: shape)[0]
         } else {
-            var d = try DatasetFolder.load(root: source, domains: [domain], shape: shape)[0]
+            let split = try config.resolve(testSplit, "test-split", 0.2)
+            guard split >= 0 && split < 1 else { throw ValidationError("--test-split (\(split)) must be in [0, 1)") }
+            var d = try DatasetFolder.load(root: source, domains: [domain], shape: shape,
+                                           options: ImageFolderOptions(testSplit: split, seed: seed))[0]
             if let limit = try config.resolve(testCount, "test-count") {
                 guard limit >= 1 else { throw ValidationError("--test-count (\(limit)) must be at least 1") }
                 if limit < d.test.count { d.test = d.test.subset(Array(0..<limit)) }

@@ -20,6 +20,8 @@ public struct SimulationPlan: Sendable {
     public var testCount: Int = Digits5.protocolTestCount
     /// With `dataFolder`: at most this many of each domain's test images, the first; nil for all.
     public var folderTestLimit: Int?
+    /// With `dataFolder` in the image-folder class layout: the test share (`--test-split`); nil for the clients' default.
+    public var testSplit: Double?
     public var dataSeed: UInt64 = 1
     public var fraction: Double = 1
     public var roundTimeout: Double = 600
@@ -143,6 +145,11 @@ public final class Simulator: @unchecked Sendable {
         for p in runningPIDs { kill(p, SIGKILL) }
     }
 
+    /// The clients' arguments for a dataset folder: the test limit and image-folder split.
+    func folderArguments() -> [String] {
+        (plan.folderTestLimit.map { ["--test-count", String($0)] } ?? []) + (plan.testSplit.map { ["--test-split", String($0)] } ?? [])
+    }
+
     func modelArguments() -> [String] {
         var a = ["--model", plan.model.architecture.rawValue, "--norm", plan.model.norm.rawValue,
                  "--groups", String(plan.model.groups), "--classes", String(plan.model.classes), "--model-seed", String(plan.model.seed),
@@ -242,7 +249,7 @@ public final class Simulator: @unchecked Sendable {
                             "--data-seed", String(plan.dataSeed), "--state-dir", "\(directory)/clients/\(c.name)",
                             "--threads", String(plan.threadsPerProcess), "--max-attempts", "20"]
                 if let folder = plan.dataFolder {
-                    args += ["--data", "\(folder):\(c.domain)"] + (plan.folderTestLimit.map { ["--test-count", String($0)] } ?? [])
+                    args += ["--data", "\(folder):\(c.domain)"] + folderArguments()
                 } else {
                     args += ["--data", "digits5:\(c.domain)", "--train-count", String(plan.trainCount), "--test-count", String(plan.testCount)]
                 }
@@ -258,7 +265,7 @@ public final class Simulator: @unchecked Sendable {
                             "--data-seed", String(plan.dataSeed), "--state-dir", "\(directory)/clients",
                             "--threads", String(plan.threadsPerProcess), "--max-attempts", "20"]
                 if let folder = plan.dataFolder {
-                    args += ["--data", folder] + (plan.folderTestLimit.map { ["--test-count", String($0)] } ?? [])
+                    args += ["--data", folder] + folderArguments()
                 } else {
                     args += ["--data", "digits5", "--train-count", String(plan.trainCount), "--test-count", String(plan.testCount)]
                 }

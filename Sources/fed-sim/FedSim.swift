@@ -11,7 +11,7 @@ struct FedSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fed-sim",
         abstract: "Run a federation locally (one fed-server and one fed-client process per client, mutual TLS on loopback) and report per-domain accuracy.",
-        subcommands: [Run.self, Compare.self, Export.self])
+        subcommands: [Run.self, Compare.self, Export.self, ExportData.self])
 }
 
 /// Named starting points; every value can be overridden by a flag.
@@ -38,6 +38,7 @@ struct SimOptions: ParsableArguments {
     @Option(help: "Fraction of each domain's training split used (FedBN: 0.1).") var dataFraction: Double = 0.1
     @Option(help: "digits5: training images generated per domain (before --data-fraction).") var trainCount: Int?
     @Option(help: "digits5: test images per domain; --data: at most this many of each domain's test images, the first (default: all of them).") var testCount: Int?
+    @Option(help: "--data as image folders DOMAIN/CLASS/* (no train/ and test/): the share of each class held out for test (default 0.2).") var testSplit: Double?
     @Option(help: "Local batch size.") var batch: Int = 32
     @Option(help: "Local learning rate (default: the preset's).") var lr: Float?
     @Option(help: "Learning-rate decay per round (fed-server --lr-decay): round r trains at lr × this^(r−1); default 1, constant.") var lrDecay: Double?
@@ -60,6 +61,7 @@ struct SimOptions: ParsableArguments {
 
     func validate() throws {
         if let r = rounds, r < 1 { throw ValidationError("--rounds (\(r)) must be at least 1") }
+        if let t = testSplit, !(t >= 0 && t < 1) { throw ValidationError("--test-split (\(t)) must be in [0, 1)") }
         guard batch >= 1 else { throw ValidationError("--batch (\(batch)) must be at least 1") }
         guard dataFraction > 0 && dataFraction <= 1 else { throw ValidationError("--data-fraction (\(dataFraction)) must be in (0, 1]") }
         guard threads >= 1 else { throw ValidationError("--threads (\(threads)) must be at least 1") }
@@ -110,12 +112,7 @@ struct SimOptions: ParsableArguments {
     func domainList() throws -> [String] {
         if let d = domains { return d.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         if let folder = data {
-            let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter {
-                var dir: ObjCBool = false
-                return FileManager.default.fileExists(atPath: "\(folder)/\($0)", isDirectory: &dir) && dir.boolValue
-            }.sorted()
-            guard !names.isEmpty else { throw ValidationError("--data \(folder) has no domain sub-folders") }
-            return names
+            do { return try DatasetFolder.domainNames(root: folder) } catch { throw ValidationError("--data: \(error)") }
         }
         return Digits5.Domain.allCases.map(\.rawValue)
     }
@@ -134,7 +131,7 @@ struct SimOptions: ParsableArguments {
         p.dataFraction = dataFraction
         p.trainCount = trainCount ?? preset.trainCount
         p.testCount = testCount ?? preset.testCount
-        if data != nil { p.folderTestLimit = testCount }
+        if data != nil { p.folderTestLimit = testCount; p.testSplit = testSplit }
         p.dataSeed = seed
         p.fraction = fraction
         p.threadsPerProcess = threads
