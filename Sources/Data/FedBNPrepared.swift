@@ -49,7 +49,7 @@ enum FedBNPrepared {
     }
 
     /// The domains to load: `domains` (each must be one of the collections'), or every
-    /// domain of the one collection found.
+    /// domain of the one collection found that has its train list, in FedBN's order.
     static func domains(_ domains: [String]?, base: String, collections: [Collection]) throws -> [(String, Collection)] {
         if let domains {
             return try domains.map { name in
@@ -64,7 +64,7 @@ enum FedBNPrepared {
             throw DataError.invalidSpec(value: base, reason: "holds both " + collections.map(\.folder).joined(separator: " and ")
                 + "; name the domains to load (e.g. --domains " + collections[0].domains.joined(separator: ",") + ")")
         }
-        return c.domains.map { ($0, c) }
+        return c.domains.filter { readable(pklPath(base, c, $0, "train")) }.map { ($0, c) }
     }
 
     /// Loads one domain's train and test splits.
