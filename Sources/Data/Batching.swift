@@ -106,6 +106,9 @@ public struct BatchIterator: Sendable {
     public let dropLast: Bool
     let seed: UInt64
     let lut: [Float]
+    /// Random transforms of each training sample, drawn from (seed, epoch, sample index).
+    public let augmentation: Augmentation
+    var scratch: [UInt8] = []
     /// The epoch being iterated (0 first).
     public private(set) var epoch = 0
     var order: [Int]
@@ -119,8 +122,10 @@ public struct BatchIterator: Sendable {
     ///   - seed: the shuffling seed.
     ///   - normalization: applied while gathering; FedBN's 0.5/0.5 by default.
     ///   - dropLast: skip a final short batch.
+    ///   - augmentation: random transforms of every sample (training only).
     public init(dataset: Dataset, indices: [Int]? = nil, batchSize: Int, shuffle: Bool = true,
-                seed: UInt64 = 0, normalization: Normalization = .fedBN, dropLast: Bool = false) {
+                seed: UInt64 = 0, normalization: Normalization = .fedBN, dropLast: Bool = false,
+                augmentation: Augmentation = .none) {
         precondition(batchSize >= 1, "BatchIterator: batchSize (\(batchSize)) must be at least 1")
         precondition(normalization.mean.count == 1 || normalization.mean.count == dataset.channels,
                      "BatchIterator: normalization has \(normalization.mean.count) channels, dataset \(dataset.channels)")
@@ -133,6 +138,7 @@ public struct BatchIterator: Sendable {
         self.dropLast = dropLast
         self.seed = seed
         self.lut = normalization.table(channels: dataset.channels)
+        self.augmentation = augmentation
         self.order = ids
         start(epoch: 0)
     }
@@ -169,7 +175,21 @@ public struct BatchIterator: Sendable {
         if batch.images.count < n * size { batch.images = [Float](repeating: 0, count: batchSize * size) }
         if batch.labels.count < n { batch.labels = [Int32](repeating: 0, count: batchSize) }
         let ids = order[position..<(position + n)]
-        batch.images.withUnsafeMutableBufferPointer { gather(dataset, ids, lut: lut, into: $0) }
+        if augmentation.isEnabled {
+            if scratch.count != size { scratch = [UInt8](repeating: 0, count: size) }
+            for (k, i) in ids.enumerated() {
+                var rng = SeededGenerator(seed: mixSeed(seed, UInt64(epoch), UInt64(i), 0xA06))
+                augmentation.apply(dataset.image(i), channels: dataset.channels, height: dataset.height, width: dataset.width,
+                                   rng: &rng, into: &scratch)
+                let plane = dataset.height * dataset.width
+                for c in 0..<dataset.channels {
+                    let tc = c * 256, o = k * size + c * plane
+                    for j in 0..<plane { batch.images[o + j] = lut[tc + Int(scratch[c * plane + j])] }
+                }
+            }
+        } else {
+            batch.images.withUnsafeMutableBufferPointer { gather(dataset, ids, lut: lut, into: $0) }
+        }
         for (k, i) in ids.enumerated() { batch.labels[k] = dataset.labels[i] }
         batch.count = n
         batch.channels = dataset.channels

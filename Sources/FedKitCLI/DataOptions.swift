@@ -19,6 +19,8 @@ public struct DataOptions: ParsableArguments {
     public var dataSeed: UInt64?
     @Option(help: "An image folder of DOMAIN/CLASS/* without train/ and test/: the share of each class held out for test, by a split seeded with --data-seed (default 0.2).")
     public var testSplit: Double?
+    @Option(help: "Random transforms of training samples, seeded per round, client and sample: none (default), flip, rotate:D, or both, e.g. flip,rotate:30 (FedBN's Office-Caltech-10 and DomainNet training). Evaluation is never augmented.")
+    public var augment: String?
     public init() {}
 
     /// Loads the data, brought to the model's input `shape` (grey → 3 channels, resized), and cuts out
@@ -61,6 +63,10 @@ public struct DataOptions: ParsableArguments {
         let fraction = try config.resolve(dataFraction, "data-fraction", 1.0)
         guard fraction > 0 && fraction <= 1 else { throw ValidationError("--data-fraction (\(fraction)) must be in (0, 1]") }
         let clients = try Partitioner.partition([domainData], spec: .domain(clientsPerDomain: parts[1]), fraction: fraction, seed: seed)
-        return LocalData(train: domainData.train, trainIndices: clients[parts[0]].trainIndices, test: domainData.test)
+        let augmentText = try config.resolve(augment, "augment", "none")
+        let augmentation: Augmentation
+        do { augmentation = try Augmentation(parsing: augmentText) } catch { throw ValidationError("--augment \(error)") }
+        return LocalData(train: domainData.train, trainIndices: clients[parts[0]].trainIndices, test: domainData.test,
+                         augmentation: augmentation)
     }
 }

@@ -22,6 +22,8 @@ public struct SimulationPlan: Sendable {
     public var folderTestLimit: Int?
     /// With `dataFolder` in the image-folder class layout: the test share (`--test-split`); nil for the clients' default.
     public var testSplit: Double?
+    /// The clients' `--augment`; nil for none.
+    public var augment: String?
     public var dataSeed: UInt64 = 1
     public var fraction: Double = 1
     public var roundTimeout: Double = 600
@@ -253,6 +255,7 @@ public final class Simulator: @unchecked Sendable {
                 } else {
                     args += ["--data", "digits5:\(c.domain)", "--train-count", String(plan.trainCount), "--test-count", String(plan.testCount)]
                 }
+                if let a = plan.augment { args += ["--augment", a] }
                 _ = try launch(c.name, executable: "fed-client", arguments: args + modelArguments() + tls(c.name), log: "\(directory)/\(c.name).log")
             }
         } else {
@@ -269,6 +272,7 @@ public final class Simulator: @unchecked Sendable {
                 } else {
                     args += ["--data", "digits5", "--train-count", String(plan.trainCount), "--test-count", String(plan.testCount)]
                 }
+                if let a = plan.augment { args += ["--augment", a] }
                 _ = try launch("host-\(j) (\(group.first!)…\(group.last!))", executable: "fed-client", arguments: args + modelArguments(),
                                log: "\(directory)/host-\(j).log")
             }

@@ -10,12 +10,16 @@ public struct LocalData: Sendable {
     public var trainIndices: [Int]
     public var test: Dataset
     public var normalization: Normalization
+    /// Random transforms of training samples (never of evaluation).
+    public var augmentation: Augmentation
 
-    public init(train: Dataset, trainIndices: [Int]? = nil, test: Dataset, normalization: Normalization = .fedBN) {
+    public init(train: Dataset, trainIndices: [Int]? = nil, test: Dataset, normalization: Normalization = .fedBN,
+                augmentation: Augmentation = .none) {
         self.train = train
         self.trainIndices = trainIndices ?? Array(0..<train.count)
         self.test = test
         self.normalization = normalization
+        self.augmentation = augmentation
     }
 
     public var domain: String { train.domain }
@@ -81,7 +85,7 @@ public final class LocalLearner {
         }
         var iterator = BatchIterator(dataset: data.train, indices: data.trainIndices, batchSize: settings.batchSize, shuffle: true,
                                      seed: settings.seed ^ (round &* 0x9E37_79B9_7F4A_7C15) ^ stableHash(clientName),
-                                     normalization: data.normalization)
+                                     normalization: data.normalization, augmentation: data.augmentation)
         var lossSum = 0.0, correct = 0, seen = 0, steps = 0
         for epoch in 0..<max(settings.epochs, 1) {
             iterator.start(epoch: epoch)

@@ -39,6 +39,7 @@ struct SimOptions: ParsableArguments {
     @Option(help: "digits5: training images generated per domain (before --data-fraction).") var trainCount: Int?
     @Option(help: "digits5: test images per domain; --data: at most this many of each domain's test images, the first (default: all of them).") var testCount: Int?
     @Option(help: "--data as image folders DOMAIN/CLASS/* (no train/ and test/): the share of each class held out for test (default 0.2).") var testSplit: Double?
+    @Option(help: "Random transforms of training samples in every client: none, flip, rotate:D, or flip,rotate:30 (FedBN's Office/DomainNet transform); never at evaluation.") var augment: String = "none"
     @Option(help: "Local batch size.") var batch: Int = 32
     @Option(help: "Local learning rate (default: the preset's).") var lr: Float?
     @Option(help: "Learning-rate decay per round (fed-server --lr-decay): round r trains at lr × this^(r−1); default 1, constant.") var lrDecay: Double?
@@ -80,6 +81,7 @@ struct SimOptions: ParsableArguments {
         }
         _ = try clientsPerDomain()
         _ = try seedList()
+        do { _ = try Augmentation(parsing: augment) } catch { throw ValidationError("--augment \(error)") }
     }
 
     /// --widths as integers: as many as --model has layers, each positive; nil when not given.
@@ -141,6 +143,7 @@ struct SimOptions: ParsableArguments {
         p.aggregationPrecision = aggregationPrecision
         p.maxUpdateNorm = maxUpdateNorm
         p.learningRateDecay = lrDecay
+        p.augment = augment == "none" ? nil : augment
         return p
     }
 
@@ -151,7 +154,7 @@ struct SimOptions: ParsableArguments {
          "input_size": String(inputSize ?? ModelSpec.defaultInputSize(model)),
          "widths": widths ?? preset.widths.map { $0.map(String.init).joined(separator: ",") } ?? "standard",
          "agc_lambda (fedwon)": String(agcLambda ?? 0.32), "threads_per_process": String(threads),
-         "max_update_norm": maxUpdateNorm.map { String($0) } ?? "none", "lr_decay": lrDecay.map { String($0) } ?? "1"]
+         "augment": augment, "max_update_norm": maxUpdateNorm.map { String($0) } ?? "none", "lr_decay": lrDecay.map { String($0) } ?? "1"]
     }
 
     /// Runs `strategies` for every seed; with several seeds, also writes the summary, table and

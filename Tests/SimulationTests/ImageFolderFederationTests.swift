@@ -3,7 +3,8 @@ import XCTest
 
 /// The JPEG path end to end: `fed-sim export-data` writes digits5 as an image folder of
 /// JPEGs, and one round of AlexNet trains on it through fed-sim and the real daemons;
-/// a class-layout folder is split by --test-split in every client.
+/// training samples are flipped and rotated (--augment); a class-layout folder is split by
+/// --test-split in every client.
 final class ImageFolderFederationTests: XCTestCase {
     var binaries: URL { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent() }
 
@@ -37,7 +38,7 @@ final class ImageFolderFederationTests: XCTestCase {
 
         let out = base + "/sim"
         let sim = try run("fed-sim", ["run", "--strategy", "fedbn", "--model", "alexnet", "--widths", "4,4,8,8,8,16,16",
-                                      "--data", folder, "--rounds", "1", "--data-fraction", "1", "--batch", "8",
+                                      "--data", folder, "--rounds", "1", "--data-fraction", "1", "--batch", "8", "--augment", "flip,rotate:30",
                                       "--round-timeout", "120", "--out", out])
         XCTAssertEqual(sim.status, 0, sim.output)
         let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/summary.json"))) as? [String: Any])
@@ -58,5 +59,11 @@ final class ImageFolderFederationTests: XCTestCase {
                                          "--cert", "\(c)/svhn-0.crt", "--key", "\(c)/svhn-0.key", "--ca", "\(c)/ca.crt"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.output.contains("--test-split (1.5) must be in [0, 1)"), bad.output)
+        let badAugment = try run("fed-client", ["--check", "--server", "127.0.0.1:1", "--data", "\(classes):svhn", "--augment", "blur",
+                                                "--cert", "\(c)/svhn-0.crt", "--key", "\(c)/svhn-0.key", "--ca", "\(c)/ca.crt"])
+        XCTAssertNotEqual(badAugment.status, 0)
+        XCTAssertTrue(badAugment.output.contains("\"blur\": expected none, or a comma-separated list of flip and rotate:D"), badAugment.output)
+        let clientLog = (try? String(contentsOfFile: "\(out)/fedbn/mnist-0.log", encoding: .utf8)) ?? ""
+        XCTAssertFalse(clientLog.contains("error"), clientLog)
     }
 }
