@@ -38,34 +38,17 @@ public enum DatasetFolder {
     ///   `DataError.missingSplit` for a split without files, or the reader's error.
     public static func load(root: String, domains: [String]? = nil, shape: ImageShape = .digits,
                             options: ImageFolderOptions = ImageFolderOptions()) throws -> [DomainData] {
-        let fm = FileManager.default
-        var isDirectory: ObjCBool = false
-        guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw DataError.io(file: root, reason: "no such dataset folder")
-        }
+        guard ImageFolder.isDirectory(root) else { throw DataError.io(file: root, reason: "no such dataset folder") }
         if let (base, collections) = FedBNPrepared.find(at: root) {
             return try FedBNPrepared.domains(domains, base: base, collections: collections).map { name, c in
                 try FedBNPrepared.load(base: base, collection: c, domain: name, shape: shape)
             }
         }
-        let names: [String]
-        if let domains {
-            names = domains
-        } else {
-            let all = (try? fm.contentsOfDirectory(atPath: root)) ?? []
-            names = all.filter { name in
-                var dir: ObjCBool = false
-                return !name.hasPrefix(".") && fm.fileExists(atPath: join(root, name), isDirectory: &dir) && dir.boolValue
-            }.sorted()
-            guard !names.isEmpty else { throw DataError.malformed(file: root, reason: "no domain sub-folders") }
-        }
+        let names = try domains ?? domainNames(root: root)
         var classNames: [String]?  // over the whole dataset, read once if an image folder needs it
         return try names.map { name in
             let folder = join(root, name)
-            var dir: ObjCBool = false
-            guard fm.fileExists(atPath: folder, isDirectory: &dir), dir.boolValue else {
-                throw DataError.missingDomain(root: root, domain: name)
-            }
+            guard ImageFolder.isDirectory(folder) else { throw DataError.missingDomain(root: root, domain: name) }
             if let layout = ImageFolder.layout(of: folder) {
                 if classNames == nil { classNames = ImageFolder.classNames(root: root) }
                 return try ImageFolder.load(folder: folder, domain: name, layout: layout, classes: classNames!,

@@ -32,12 +32,7 @@ final class FormatTests: XCTestCase {
     /// Asserts `body` throws a DataError whose text names `file` and contains `words`.
     func assertFails(_ file: String, _ words: String, _ body: () throws -> Any,
                      line: UInt = #line) {
-        XCTAssertThrowsError(try body(), line: line) { error in
-            let text = "\(error)"
-            XCTAssertTrue(error is DataError, "not a DataError: \(text)", line: line)
-            XCTAssertTrue(text.contains(file), "error does not name \(file): \(text)", line: line)
-            XCTAssertTrue(text.contains(words), "error does not say \"\(words)\": \(text)", line: line)
-        }
+        assertImageError(file, words, body, line: line)
     }
 
     // MARK: IDX

@@ -51,7 +51,7 @@ func maxDifference(_ a: [UInt8], _ b: [UInt8]) -> Int {
     zip(a, b).reduce(0) { max($0, abs(Int($1.0) - Int($1.1))) }
 }
 
-/// Asserts `body` throws a `DataError` whose text names `file` and contains `words`.
+/// Asserts `body` throws a `DataError` whose text names `file` and contains `words` (every reader's tests use it).
 func assertImageError(_ file: String, _ words: String, _ body: () throws -> Any,
                       line: UInt = #line) {
     XCTAssertThrowsError(try body(), line: line) { error in
